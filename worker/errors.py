@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
 
 class WorkerError(Exception):
     """Base for errors that end a job with a failure result."""
@@ -80,6 +83,10 @@ class CommandFailed(WorkerError):
     """The command ran and at least one invocation did not succeed."""
 
 
+class BadToken(WorkerError):
+    """A continuation token this worker did not write (or an incompatible version of it)."""
+
+
 class ConfigFileError(Exception):
     """The worker's own configuration file is invalid; raised at start-up, never for a job."""
 
@@ -87,3 +94,66 @@ class ConfigFileError(Exception):
 def failure_type(exc: BaseException) -> str:
     """The PutJobFailureResult type for an error; anything unexpected is JobFailed."""
     return exc.failure_type if isinstance(exc, WorkerError) else "JobFailed"
+
+
+# AWS error codes by what they mean for a job. Anything else from AWS is JobFailed.
+_CONFIGURATION_CODES = frozenset({
+    "InvalidInstanceId", "InvalidDocument", "InvalidDocumentVersion", "InvalidParameters", "InvalidTarget",
+    "UnsupportedPlatformType", "DuplicateInstanceId", "MaxDocumentSizeExceeded", "InvalidOutputFolder",
+    "InvalidRole", "InvalidNotificationConfig", "InvalidDocumentType", "ValidationException",
+})
+_PERMISSION_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken", "ExpiredTokenException",
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "KMS.AccessDeniedException",
+})
+_MISSING_ARTIFACT_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "PreconditionFailed", "412"})
+_TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "SlowDown", "RequestTimeout", "RequestTimeoutException", "InternalServerError",
+    "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
+})
+THROTTLING_CODES = frozenset(c for c in _TRANSIENT_CODES if "hrottl" in c or c in ("TooManyRequestsException",
+                                                                                   "RequestLimitExceeded", "SlowDown"))
+
+
+def aws_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None."""
+    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again: throttling, a 5xx, or the connection itself failed."""
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return aws_code(exc) in _TRANSIENT_CODES or status >= 500
+    return False
+
+
+def maybe_executed(exc: BaseException) -> bool:
+    """The request may have reached AWS and run: a lost response or a 5xx (not throttling, not a refused connection)."""
+    if isinstance(exc, HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 and aws_code(exc) not in THROTTLING_CODES
+    return False
+
+
+def classify(exc: BaseException, what: str) -> WorkerError:
+    """Turn an AWS error met while doing `what` into the WorkerError it means for the job."""
+    if isinstance(exc, WorkerError):
+        return exc
+    code = aws_code(exc)
+    message = exc.response.get("Error", {}).get("Message", "") if isinstance(exc, ClientError) else str(exc)
+    detail = f"{what}: {code}: {message}" if code else f"{what}: {exc}"
+    if code in _PERMISSION_CODES:
+        return PermissionDenied(detail + " (check the worker's IAM role or the pipeline's artifact permissions)")
+    if code in _MISSING_ARTIFACT_CODES:
+        return RevisionUnavailable(detail + " (the input artifact is gone; re-run the pipeline from its source)")
+    if code in _CONFIGURATION_CODES:
+        return ConfigurationError(detail)
+    if is_transient(exc):
+        return SystemUnavailable(detail + " (AWS kept failing; the job can be retried)")
+    return WorkerError(detail)

@@ -1,0 +1,315 @@
+"""The worker end to end: a real worker process against the emulator, asserting the exact result calls."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from conftest import BUCKET, DOCUMENT, INSTANCE, OTHER_INSTANCE, Harness, wait_for
+
+FAILING_DOCUMENT = """
+schemaVersion: "2.2"
+description: fails with exit code 3
+parameters:
+  Message:
+    type: String
+    allowedPattern: "^[a-zA-Z0-9 ]{1,50}$"
+    interpolationType: ENV_VAR
+mainSteps:
+  - action: aws:runShellScript
+    name: Build
+    inputs:
+      runCommand:
+        - 'echo "building $SSM_Message"'
+        - 'echo "compiler error: missing semicolon" >&2'
+        - exit 3
+"""
+
+
+def checkpoint_call(results: list[tuple[str, dict]]) -> dict:
+    op, request = results[0]
+    assert op == "PutJobSuccessResult"
+    return request
+
+
+def test_happy_path_checkpoints_then_succeeds(harness: Harness) -> None:
+    execution = harness.enqueue()
+    worker = harness.start(harness.config())
+    final = harness.final(execution)
+    assert worker.stop() == 0
+
+    [send] = harness.sends()
+    command_id = harness.emu.ssm.sent_commands[0].command_id
+    assert send["DocumentName"] == DOCUMENT
+    assert send["InstanceIds"] == [INSTANCE]
+    assert send["Parameters"]["Message"] == ["Hello from the pipeline"]
+    assert send["Parameters"]["ArtifactUrl"][0].startswith(harness.emu.endpoint + "/" + BUCKET + "/")
+    assert send["Comment"].startswith(f"job {harness.emu.codepipeline.jobs_for(execution)[0].id} ")
+
+    results = harness.results(execution)
+    assert len(results) == 2
+    first = checkpoint_call(results)
+    assert json.loads(first["continuationToken"])["command_id"] == command_id
+    assert first["executionDetails"]["externalExecutionId"] == command_id
+    assert first["executionDetails"]["percentComplete"] == 0
+    assert "outputVariables" not in first
+
+    assert final.operation == "PutJobSuccessResult"
+    assert "continuationToken" not in final.request
+    assert final.request["outputVariables"] == {"CommandId": command_id, "Status": "Success", "InstanceIds": INSTANCE}
+    assert final.request["executionDetails"] == {
+        "summary": f"SSM command {command_id} succeeded on 1 instance(s)", "externalExecutionId": command_id,
+        "percentComplete": 100}
+
+    stdout = harness.emu.ssm.command(command_id).invocations[INSTANCE].stdout
+    assert "Message: Hello from the pipeline" in stdout
+    assert "abc.json" in stdout  # the instance fetched the exact artifact through ArtifactUrl
+
+    events = worker.events()
+    names = [e["event"] for e in events]
+    for expected in ("job.claimed", "spec.read", "command.sent", "job.checkpointed", "job.succeeded"):
+        assert expected in names
+    sent = next(e for e in events if e["event"] == "command.sent")
+    assert sent["command_id"] == command_id and sent["pipeline"] == "demo-pipeline"
+    assert sent["job_id"] and sent["stage"] == "Deploy" and sent["action"] == "RunOnVM"
+
+
+def test_artifact_read_with_job_credentials_and_ranges(harness: Harness) -> None:
+    big = {f"src/file{n}.bin": bytes(range(256)) * 400 for n in range(40)}  # ~4 MB stored
+    execution = harness.enqueue({**big, "abc.json": json.dumps({"instance_id": INSTANCE, "message": "hi"})})
+    job = harness.emu.codepipeline.jobs_for(execution)[0]
+    worker = harness.run_once(harness.config())
+    assert worker.proc.returncode == 0
+    reads = [a for a in harness.emu.s3_accesses if a.bucket == BUCKET and a.method == "GET"]
+    key_ids = {a.access_key_id for a in reads}
+    assert key_ids == {job.credentials["accessKeyId"]}
+    assert all(a.range for a in reads) and len(reads) <= 3
+    assert not any(job.credentials["secretAccessKey"] in line or job.credentials["sessionToken"] in line
+                   for line in worker.log_path.read_text().splitlines())
+
+
+def test_failed_step_reports_exit_code_and_stderr(harness: Harness) -> None:
+    harness.emu.ssm.create_document("codepipeline-ssm-fail", FAILING_DOCUMENT, fmt="YAML")
+    execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-fail"},
+                                spec={"instance_id": INSTANCE, "message": "release 7"})
+    worker = harness.start(harness.config())
+    final = harness.final(execution)
+    worker.stop()
+    command_id = harness.emu.ssm.sent_commands[0].command_id
+    assert final.operation == "PutJobFailureResult"
+    details = final.request["failureDetails"]
+    assert details["type"] == "JobFailed"
+    assert details["externalExecutionId"] == command_id
+    message = details["message"]
+    assert message.startswith(f"SSM command {command_id} (document codepipeline-ssm-fail) did not succeed on 1 of 1")
+    assert f"- {INSTANCE}: Failed" in message
+    assert "step 'Build' exit code 3" in message
+    assert "stderr: compiler error: missing semicolon" in message
+    assert "stdout: building release 7" in message
+
+
+def configuration_error(harness: Harness, execution: str) -> str:
+    final = harness.final(execution)
+    assert final.operation == "PutJobFailureResult", final
+    assert final.request["failureDetails"]["type"] == "ConfigurationError"
+    assert len(harness.results(execution)) == 1
+    assert harness.sends() == []
+    return final.request["failureDetails"]["message"]
+
+
+def run_to_result(harness: Harness, execution: str, **config: object) -> str:
+    worker = harness.run_once(harness.config(**config))
+    assert worker.proc.returncode == 0
+    return configuration_error(harness, execution)
+
+
+def test_invalid_json(harness: Harness) -> None:
+    execution = harness.enqueue({"abc.json": '{"instance_id": "i-0123456789abcdef0",\n "message": "x",}'})
+    assert run_to_result(harness, execution) == (
+        "abc.json is not valid JSON: Expecting property name enclosed in double quotes at line 2 column 17")
+
+
+def test_missing_spec_file_points_at_spec_file_property(harness: Harness) -> None:
+    execution = harness.enqueue({"deploy/abc.json": "{}", "README.md": "x"})
+    assert run_to_result(harness, execution) == (
+        "spec file 'abc.json' not found in input artifact 'SourceArtifact'; found it at deploy/abc.json: "
+        "set the action's SpecFile property to that path")
+
+
+def test_spec_file_property_and_size_cap(harness: Harness) -> None:
+    spec = json.dumps({"instance_id": INSTANCE, "message": "x", "padding": "y" * 5000})
+    execution = harness.enqueue({"ci/step.json": spec}, configuration={"DocumentName": DOCUMENT,
+                                                                        "SpecFile": "ci/step.json"})
+    message = run_to_result(harness, execution, spec_max_bytes=4096)
+    assert message == (f"spec file 'ci/step.json' is {len(spec)} bytes; the limit is 4096 (spec_max_bytes); "
+                       "keep only targets and parameters in it")
+
+
+def test_unknown_parameter(harness: Harness) -> None:
+    execution = harness.enqueue(spec={"instance_id": INSTANCE, "message": "x", "colour": "blue"})
+    message = run_to_result(harness, execution)
+    assert message == ("abc.json parameters do not match the document:\n- colour: the document declares no such "
+                       "parameter; it declares: Message, OutputBucket, CodeRepository, ArtifactUrl, "
+                       "PipelineExecutionId (declared parameters)")
+
+
+def test_allowed_pattern_violation_names_field_and_rule(harness: Harness) -> None:
+    execution = harness.enqueue(spec={"instance_id": INSTANCE, "message": "hi; rm -rf /"})
+    message = run_to_result(harness, execution)
+    assert message.startswith(f"parameters do not fit document {DOCUMENT!r} (version 1); fix abc.json:\n- Message:")
+    assert "allowedPattern ^[a-zA-Z0-9 _.,:@+=/-]{1,200}$" in message
+
+
+def test_document_not_allowed(harness: Harness) -> None:
+    execution = harness.enqueue(configuration={"DocumentName": "AWS-RunShellScript"})
+    assert run_to_result(harness, execution) == (
+        "document 'AWS-RunShellScript' is not allowed by this worker (allowed_documents: codepipeline-ssm-*); "
+        "set the action's DocumentName to an allowed document or ask the worker's operators to allow it")
+
+
+def test_instance_not_allowed(harness: Harness) -> None:
+    execution = harness.enqueue(spec={"instance_id": "i-9123456789abcdef0", "message": "x"})
+    assert run_to_result(harness, execution) == (
+        "abc.json: instance(s) i-9123456789abcdef0 not allowed by this worker (allowed_instance_ids: i-0*); "
+        "name an allowed instance")
+
+
+def test_missing_artifact_is_revision_unavailable(harness: Harness) -> None:
+    execution = harness.enqueue(artifact=False)
+    worker = harness.run_once(harness.config())
+    assert worker.proc.returncode == 0
+    final = harness.final(execution)
+    assert final.operation == "PutJobFailureResult"
+    assert final.request["failureDetails"]["type"] == "RevisionUnavailable"
+    assert "NoSuchKey" in final.request["failureDetails"]["message"]
+    assert harness.sends() == []
+
+
+def test_fixed_parameters_cannot_be_overridden(harness: Harness) -> None:
+    execution = harness.enqueue(spec={"instance_id": INSTANCE, "message": "x", "output_bucket": "evil-bucket"})
+    message = run_to_result(harness, execution, parameters={"OutputBucket": "ops-bucket"})
+    assert message == ("abc.json sets parameters it may not set:\n- OutputBucket: cannot be set in the spec file; "
+                       "remove it (fixed by the worker configuration)")
+
+
+def test_two_instances_one_command(harness: Harness) -> None:
+    execution = harness.enqueue(spec={"instance_ids": [INSTANCE, OTHER_INSTANCE], "message": "both"})
+    worker = harness.start(harness.config())
+    final = harness.final(execution)
+    worker.stop()
+    assert final.request["outputVariables"]["InstanceIds"] == f"{INSTANCE},{OTHER_INSTANCE}"
+    assert [s["InstanceIds"] for s in harness.sends()] == [[INSTANCE, OTHER_INSTANCE]]
+
+
+def test_two_workers_race_for_one_job(harness: Harness) -> None:
+    harness.emu.codepipeline.redispatch_after = 0.3
+    harness.emu.faults.inject("AcknowledgeJob", delay=1.5, times=1)
+    execution = harness.enqueue()
+    config = harness.config()
+    first = harness.start(config, name="a")
+    wait_for(lambda: harness.emu.faults.fired("AcknowledgeJob"))
+    second = harness.start(config, name="b")
+    final = harness.final(execution)
+    first.stop()
+    second.stop()
+    assert final.operation == "PutJobSuccessResult"
+    assert len(harness.sends()) == 1
+    assert len(harness.results(execution)) == 2
+    events = [e["event"] for w in (first, second) for e in w.events()]
+    assert events.count("job.claim_lost") == 1
+    first_job = harness.emu.codepipeline.jobs_for(execution)[0].id
+    assert events.count("command.sent") == 1
+    assert [c for c in harness.emu.calls if c.operation == "AcknowledgeJob" and c.params["jobId"] == first_job
+            and c.error_code == "InvalidNonceException"]
+
+
+def test_job_continued_by_another_worker_process(harness: Harness) -> None:
+    harness.emu.ssm.create_document("codepipeline-ssm-slow", SLOW_DOCUMENT, fmt="YAML")
+    execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-slow"},
+                                spec={"instance_id": INSTANCE})
+    first = harness.run_once(harness.config())
+    assert first.proc.returncode == 0
+    assert [e["event"] for e in first.events()].count("job.checkpointed") == 1
+    assert harness.emu.codepipeline.final_result(execution) is None
+    second = harness.start(harness.config())
+    final = harness.final(execution)
+    second.stop()
+    assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
+    assert len(harness.sends()) == 1
+    assert "job.succeeded" in [e["event"] for e in second.events()]
+    assert "command.sent" not in [e["event"] for e in second.events()]
+
+
+SLOW_DOCUMENT = """
+schemaVersion: "2.2"
+description: takes a couple of seconds
+mainSteps:
+  - action: aws:runShellScript
+    name: Slow
+    inputs:
+      runCommand: ["sleep 2", "echo done"]
+"""
+
+
+def test_hold_time_hands_the_token_back_with_progress(harness: Harness) -> None:
+    harness.emu.ssm.create_document("codepipeline-ssm-slow", SLOW_DOCUMENT.replace("sleep 2", "sleep 4"), fmt="YAML")
+    execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-slow"},
+                                spec={"instance_id": INSTANCE})
+    worker = harness.start(harness.config(hold_time=1))
+    final = harness.final(execution)
+    worker.stop()
+    results = harness.results(execution)
+    assert final.operation == "PutJobSuccessResult"
+    handbacks = results[1:-1]
+    assert handbacks, results
+    command_id = harness.emu.ssm.sent_commands[0].command_id
+    for op, request in handbacks:
+        assert op == "PutJobSuccessResult"
+        assert json.loads(request["continuationToken"])["command_id"] == command_id
+        assert request["executionDetails"]["percentComplete"] == 0
+        assert request["executionDetails"]["summary"].startswith(f"SSM command {command_id}: ")
+    assert any("1 InProgress" in request["executionDetails"]["summary"] for _, request in handbacks)
+
+
+def test_throttling_on_poll_and_status_checks(harness: Harness) -> None:
+    harness.emu.faults.inject("PollForJobs", error="ThrottlingException", times=6)
+    harness.emu.faults.inject("ListCommandInvocations", error="ThrottlingException", times=6)
+    harness.emu.faults.inject("GetCommandInvocation", error="ThrottlingException", times=6)
+    execution = harness.enqueue()
+    worker = harness.start(harness.config())
+    final = harness.final(execution, timeout=60)
+    assert worker.stop() == 0
+    assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
+    assert harness.emu.faults.fired("PollForJobs") == 6
+    assert harness.emu.faults.fired("ListCommandInvocations") == 6
+    assert len(harness.sends()) == 1
+
+
+def test_ambiguous_send_error_does_not_send_twice(harness: Harness) -> None:
+    harness.emu.faults.inject("SendCommand", status=500, times=1, after=True)
+    execution = harness.enqueue()
+    worker = harness.start(harness.config())
+    final = harness.final(execution)
+    worker.stop()
+    assert final.operation == "PutJobSuccessResult"
+    assert len(harness.sends()) == 1
+    assert "command.found_after_error" in [e["event"] for e in worker.events()]
+
+
+def test_daemon_survives_a_bad_job_and_takes_the_next(harness: Harness) -> None:
+    bad = harness.enqueue({"abc.json": "not json"})
+    good = harness.enqueue()
+    worker = harness.start(harness.config(concurrency=1))
+    assert harness.final(bad).request["failureDetails"]["type"] == "ConfigurationError"
+    assert harness.final(good).operation == "PutJobSuccessResult"
+    assert worker.proc.poll() is None
+    assert worker.stop(signal.SIGINT) == 0
+
+
+def test_non_zip_artifact(harness: Harness) -> None:
+    execution = harness.enqueue(artifact=False)
+    job = harness.emu.codepipeline.jobs_for(execution)[0]
+    art = job.data["inputArtifacts"][0]["location"]["s3Location"]
+    harness.emu.put_object(art["bucketName"], art["objectKey"], b"plain text, not a zip")
+    message = run_to_result(harness, execution)
+    assert message.startswith("input artifact 'SourceArtifact' is not a zip archive")

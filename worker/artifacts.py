@@ -1,0 +1,124 @@
+"""Input artifacts in S3, read with the job's own artifact credentials.
+
+The artifact is a zip that can be large (a whole checkout); the worker needs one small member.
+`RangeReader` is a seekable file over ranged GETs, so `zipfile` reads the end-of-archive record,
+the central directory and that member only: a handful of requests whatever the archive's size,
+and nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+from worker.errors import SpecError
+from worker.jobs import Artifact, Credentials
+
+BLOCK = 64 * 1024  # one GET fetches at least this much: EOCD + central directory usually fit
+
+
+def s3_client(credentials: Credentials | None, region: str | None, *, retries: int = 5) -> Any:
+    """An S3 client signed with the job's credentials (never the worker's own role)."""
+    session = boto3.session.Session(
+        aws_access_key_id=credentials.access_key_id if credentials else None,
+        aws_secret_access_key=credentials.secret_access_key if credentials else None,
+        aws_session_token=credentials.session_token if credentials else None,
+        region_name=region,
+    )
+    return session.client("s3", config=BotoConfig(signature_version="s3v4",
+                                                  retries={"mode": "standard", "max_attempts": retries}))
+
+
+class RangeReader(io.RawIOBase):
+    """A read-only, seekable view of one S3 object, fetched by byte ranges on demand.
+
+    The first request is a suffix range: it learns the size and holds the zip's tail (end
+    record and central directory) in one round trip. Later ranges carry IfMatch, so an artifact
+    replaced mid-read fails loudly instead of mixing two archives.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        self.client, self.bucket, self.key = client, bucket, key
+        self.requests = 0
+        resp = self._get(f"bytes=-{BLOCK}")
+        body = resp["Body"].read()
+        content_range = resp.get("ContentRange") or ""
+        self.size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else len(body)
+        self.etag: str = resp.get("ETag", "")
+        self.pos = 0
+        self._buf_start, self._buf = self.size - len(body), body
+
+    def _get(self, byte_range: str, **extra: Any) -> Any:
+        self.requests += 1
+        return self.client.get_object(Bucket=self.bucket, Key=self.key, Range=byte_range, **extra)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, b: Any) -> int:
+        want = min(len(b), self.size - self.pos)
+        if want <= 0:
+            return 0
+        if not self._buf_start <= self.pos < self._buf_start + len(self._buf):
+            end = min(self.size, self.pos + max(want, BLOCK))
+            extra = {"IfMatch": self.etag} if self.etag else {}
+            self._buf_start, self._buf = self.pos, self._get(f"bytes={self.pos}-{end - 1}", **extra)["Body"].read()
+        offset = self.pos - self._buf_start
+        chunk = self._buf[offset: offset + want]
+        b[: len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+
+def read_member(client: Any, artifact: Artifact, member: str, *, max_bytes: int) -> bytes:
+    """One member of the artifact zip, at most `max_bytes` uncompressed; raises SpecError otherwise."""
+    try:
+        archive = zipfile.ZipFile(RangeReader(client, artifact.bucket, artifact.key))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+            raise
+        raise SpecError(f"input artifact {artifact.name!r} is empty; it must be a zip holding the spec file") from exc
+    except zipfile.BadZipFile as exc:
+        raise SpecError(f"input artifact {artifact.name!r} is not a zip archive ({exc}); the first input "
+                        "artifact must be the source output that contains the spec file") from exc
+    with archive:
+        name = member.lstrip("/")
+        try:
+            info = archive.getinfo(name)
+        except KeyError:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            near = [n for n in names if n.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]]
+            hint = (f"found it at {', '.join(near[:3])}: set the action's SpecFile property to that path"
+                    if near else f"the archive holds {len(names)} files, e.g. {', '.join(names[:5]) or 'none'}; "
+                    "commit the spec file at the repository root or set the action's SpecFile property")
+            raise SpecError(f"spec file {name!r} not found in input artifact {artifact.name!r}; {hint}") from None
+        if info.file_size > max_bytes:
+            raise SpecError(f"spec file {name!r} is {info.file_size} bytes; the limit is {max_bytes} "
+                            "(spec_max_bytes); keep only targets and parameters in it")
+        with archive.open(info) as fh:
+            data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SpecError(f"spec file {name!r} is larger than {max_bytes} bytes once decompressed (spec_max_bytes)")
+    return data
+
+
+def presigned_url(client: Any, artifact: Artifact, expires: int) -> str:
+    """A GET URL for the exact artifact revision, signed with the job's credentials."""
+    return client.generate_presigned_url("get_object", Params={"Bucket": artifact.bucket, "Key": artifact.key},
+                                         ExpiresIn=expires)

@@ -1,0 +1,107 @@
+"""The plan: the exact SendCommand a job will make, built and checked before anything is sent.
+
+Pure: the spec, the document, the worker's configuration and the job's own facts in; a Plan
+or a ConfigurationError naming every problem out. The daemon and dry-run both call
+`check_document` and `make_plan`, so a rule is enforced in one place.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from worker.config import Config
+from worker.documents import Document, validate_parameters
+from worker.errors import NotAllowedError, ParameterError, Problem
+from worker.spec import Spec, Target, match_parameters
+
+# Parameters the worker fills from the job when the document declares them.
+AUTO_PARAMETERS = ("ArtifactUrl", "PipelineExecutionId", "SourceRevision", "JobId")
+COMMENT_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Plan:
+    document_name: str
+    document_version: str
+    instance_ids: tuple[str, ...]
+    targets: tuple[Target, ...]
+    parameters: Mapping[str, list[str]]
+    comment: str
+    timeout_seconds: int
+
+    def request(self) -> dict[str, Any]:
+        """SendCommand keyword arguments."""
+        req: dict[str, Any] = {
+            "DocumentName": self.document_name,
+            "DocumentVersion": self.document_version,
+            "Parameters": {k: list(v) for k, v in self.parameters.items()},
+            "Comment": self.comment,
+            "TimeoutSeconds": self.timeout_seconds,
+        }
+        if self.instance_ids:
+            req["InstanceIds"] = list(self.instance_ids)
+        else:
+            req["Targets"] = [t.api() for t in self.targets]
+        return req
+
+
+def _allowed(value: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def check_document(name: str, config: Config) -> None:
+    """Refuse a document outside `allowed_documents` before it is even fetched."""
+    if not _allowed(name, config.allowed_documents):
+        raise NotAllowedError(
+            f"document {name!r} is not allowed by this worker (allowed_documents: "
+            f"{', '.join(config.allowed_documents)}); set the action's DocumentName to an allowed document "
+            "or ask the worker's operators to allow it")
+
+
+def check_targets(spec: Spec, config: Config) -> None:
+    """Refuse instances and tag targets outside the worker's allow-lists."""
+    refused = [i for i in spec.all_instance_ids() if not _allowed(i, config.allowed_instance_ids)]
+    if refused:
+        raise NotAllowedError(
+            f"{spec.source}: instance(s) {', '.join(refused)} not allowed by this worker (allowed_instance_ids: "
+            f"{', '.join(config.allowed_instance_ids)}); name an allowed instance")
+    for t in spec.targets:
+        if t.key == "InstanceIds":
+            continue
+        bad = [f"{t.key}={v}" for v in t.values if not _allowed(f"{t.key}={v}", config.allowed_targets)]
+        if bad:
+            allowed = ", ".join(config.allowed_targets) or "none"
+            raise NotAllowedError(
+                f"{spec.source}: target {', '.join(bad)} not allowed by this worker (allowed_targets: {allowed}); "
+                "use instance ids or a target the operators allow")
+
+
+def job_comment(job_id: str, where: str) -> str:
+    """A SendCommand Comment that always contains the job id (crash recovery matches on it)."""
+    return f"job {job_id} {where}"[:COMMENT_LIMIT]
+
+
+def make_plan(spec: Spec, document: Document, *, document_name: str, document_version: str, config: Config,
+              auto: Mapping[str, str], comment: str) -> Plan:
+    """Apply allow-lists, fixed and automatic parameters, and the document's own rules."""
+    check_targets(spec, config)
+    requested = match_parameters(spec, list(document.parameters))
+    problems = [Problem(name, "fixed by the worker configuration", "cannot be set in the spec file; remove it")
+                for name in requested if name in config.parameters]
+    problems += [Problem(name, "filled by the worker", "cannot be set in the spec file; remove it")
+                 for name in requested if name in AUTO_PARAMETERS]
+    if problems:
+        raise ParameterError(problems, heading=f"{spec.source} sets parameters it may not set")
+    values: dict[str, list[str]] = {k: list(v) for k, v in requested.items()}
+    values.update({k: list(v) for k, v in config.parameters.items() if k in document.parameters})
+    values.update({k: [auto[k]] for k in AUTO_PARAMETERS if k in document.parameters and k in auto})
+    try:
+        complete = validate_parameters(document, values)
+    except ParameterError as exc:
+        raise ParameterError(exc.problems, heading=f"parameters do not fit document {document_name!r} "
+                             f"(version {document_version}); fix {spec.source}") from exc
+    return Plan(document_name=document_name, document_version=document_version, instance_ids=spec.instance_ids,
+                targets=spec.targets, parameters=complete, comment=comment, timeout_seconds=config.delivery_timeout)
