@@ -57,6 +57,6 @@ def test_cli_reports_bad_config_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "worker.yml"
     path.write_text("action_type: [\n")
     proc = subprocess.run([sys.executable, "-m", "worker.cli", "run", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert f"config file {path} is not valid YAML" in proc.stderr

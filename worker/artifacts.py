@@ -31,7 +31,7 @@ def s3_client(credentials: Credentials | None, region: str | None, *, retries: i
         region_name=region,
     )
     return session.client("s3", config=BotoConfig(signature_version="s3v4",
-                                                  retries={"mode": "standard", "max_attempts": retries}))
+                                                  retries={"mode": "standard", "total_max_attempts": retries}))
 
 
 class RangeReader(io.RawIOBase):

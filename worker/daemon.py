@@ -33,10 +33,10 @@ def build_clients(config: Config) -> Clients:
     session = boto3.session.Session(region_name=config.region)
     if not session.region_name:
         raise ConfigFileError("no AWS region: set 'region' in the config file or AWS_REGION in the environment")
-    base = BotoConfig(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20,
+    base = BotoConfig(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=20,
                       max_pool_connections=2 * config.concurrency + 2,
                       user_agent_extra=f"codepipeline-ssm-worker/{__version__}")
-    no_retry = base.merge(BotoConfig(retries={"mode": "standard", "max_attempts": 1}))
+    no_retry = base.merge(BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}))
     return Clients(codepipeline=session.client("codepipeline", config=base), ssm=session.client("ssm", config=base),
                    ssm_send=session.client("ssm", config=no_retry), region=session.region_name)
 

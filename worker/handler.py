@@ -198,6 +198,7 @@ class Handler:
         auto = {k: v for k, v in auto.items() if v}
         plan = make_plan(spec, document, document_name=name, document_version=version, config=self.config,
                          auto=auto, comment=job_comment(job.id, job.where))
+        log.info("command.planned", document=name, version=version, parameters=sorted(plan.parameters))
         if self.stop.is_set():
             log.info("job.handing_back", phase=PLANNED)
             return Outcome("checkpoint", "Worker stopping before sending; another worker will continue",
@@ -256,7 +257,7 @@ class Handler:
         retrying = Retrying(
             retry=retry_if_result(lambda r: r is None),
             stop=stop_after_delay(self.config.hold_time) | stop_when_event_set(self.stop),
-            wait=wait_exponential(multiplier=1, min=1, max=10),
+            wait=wait_exponential(multiplier=0.5, min=0.5, max=10),
             sleep=self.stop.wait,
             retry_error_callback=lambda _state: None,
         )
