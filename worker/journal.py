@@ -1,0 +1,102 @@
+"""Crash recovery: an append-only, fsync'd record of how far each acknowledged job got.
+
+One JSON object per line: ``claimed``, ``sending`` (the intent, written before SendCommand),
+``sent`` (with the command id) and ``ended`` (a result call was accepted). A line is written
+with a single ``write`` on an O_APPEND descriptor and fsync'd before the step it records goes on,
+so SIGKILL loses nothing that happened; a torn last line (power loss) is skipped on reading.
+On start the daemon finishes every job whose last record is not ``ended``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+CLAIMED, SENDING, SENT, ENDED = "claimed", "sending", "sent", "ended"
+COMPACT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A job the journal shows as acknowledged and not ended."""
+
+    job_id: str
+    claimed_at: float
+    document: str | None  # set once the intent to send was recorded
+    command_id: str | None  # set once SendCommand returned
+    sent_at: float | None
+
+    @property
+    def intent_without_command(self) -> bool:
+        return self.document is not None and self.command_id is None
+
+
+class Journal:
+    def __init__(self, directory: str | Path) -> None:
+        self.path = Path(directory) / "journal.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def record(self, event: str, job_id: str, **fields: object) -> None:
+        line = json.dumps({"ev": event, "job": job_id, "t": round(time.time(), 3), **fields},
+                          separators=(",", ":")) + "\n"
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _entries(self) -> list[dict[str, object]]:
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # the torn tail of an interrupted write, or an empty line
+            if isinstance(entry, dict) and "ev" in entry and "job" in entry:
+                entries.append(entry)
+        return entries
+
+    def unfinished(self) -> list[Unfinished]:
+        jobs: dict[str, Unfinished] = {}
+        for entry in self._entries():
+            job, at = str(entry["job"]), float(entry.get("t", 0.0))  # type: ignore[arg-type]
+            if entry["ev"] == ENDED:
+                jobs.pop(job, None)
+                continue
+            state = jobs.get(job) or Unfinished(job, at, None, None, None)
+            if entry["ev"] == SENDING:
+                state = replace(state, document=str(entry.get("document")))
+            elif entry["ev"] == SENT:
+                state = replace(state, command_id=str(entry.get("command_id")), sent_at=at)
+            jobs[job] = state
+        return list(jobs.values())
+
+    def compact(self) -> None:
+        """Rewrite the journal with only unfinished jobs (atomically), once it has grown."""
+        with self._lock:
+            if not self.path.exists() or self.path.stat().st_size < COMPACT_BYTES:
+                return
+            keep = {u.job_id for u in self.unfinished()}
+            lines = [json.dumps(e, separators=(",", ":")) + "\n" for e in self._entries() if e["job"] in keep]
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.writelines(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
