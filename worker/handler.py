@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from worker import artifacts, commands
+from worker import artifacts, commands, journal
 from worker.checkpoint import PLANNED, SENT, Checkpoint, decode
 from worker.config import Config
 from worker.documents import Document, load_document
@@ -42,6 +42,7 @@ from worker.errors import (
     maybe_executed,
 )
 from worker.jobs import Job, JobAPI
+from worker.journal import Journal
 from worker.plan import Plan, check_document, job_comment, make_plan
 from worker.spec import parse_spec
 
@@ -49,6 +50,7 @@ log = structlog.get_logger("worker")
 T = TypeVar("T")
 _LOST_CLAIM = frozenset({"InvalidNonceException", "JobNotFoundException"})
 _GONE_COMMAND = frozenset({"InvalidCommandId"})
+LIST_VISIBILITY = 5.0  # seconds a just-sent command may take to show in ListCommands (not published: a margin)
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,70 @@ class DocumentCache:
         return resolved, document
 
 
+class InFlight:
+    """Each in-flight job's phase, shared by its thread and the main loop.
+
+    At shutdown the loop hands back jobs whose thread is stuck in a slow call. Phase changes
+    happen under one lock, so a job is either sent by its thread or handed back by the loop,
+    never both, and reported by exactly one of them.
+    """
+
+    CLAIMED, SENDING, SENT, REPORTING, TAKEN = "claimed", "sending", "sent", "reporting", "taken"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, tuple[str, Checkpoint]] = {}
+
+    def claimed(self, job_id: str, cp: Checkpoint) -> None:
+        with self._lock:
+            self._jobs[job_id] = (self.SENT if cp.phase == SENT else self.CLAIMED, cp)
+
+    def _move(self, job_id: str, to: str, *, unless: tuple[str, ...], cp: Checkpoint | None = None) -> bool:
+        with self._lock:
+            phase, current = self._jobs.get(job_id, (self.TAKEN, Checkpoint(PLANNED)))
+            if phase in unless:
+                return False
+            self._jobs[job_id] = (to, cp or current)
+            return True
+
+    def begin_send(self, job_id: str, stop: threading.Event) -> bool:
+        """False when the worker is stopping or the loop took the job over: do not send."""
+        return not stop.is_set() and self._move(job_id, self.SENDING, unless=(self.TAKEN,))
+
+    def sent(self, job_id: str, cp: Checkpoint) -> None:
+        self._move(job_id, self.SENT, unless=(), cp=cp)
+
+    def begin_report(self, job_id: str) -> bool:
+        """False when the loop already handed the job back: its thread must not report too."""
+        return self._move(job_id, self.REPORTING, unless=(self.TAKEN,))
+
+    def take_over(self, job_id: str) -> Checkpoint | None:
+        """The checkpoint to hand back for a stuck job, or None while a send or a result call is under way."""
+        with self._lock:
+            phase, cp = self._jobs.get(job_id, (self.TAKEN, Checkpoint(PLANNED)))
+            if phase not in (self.CLAIMED, self.SENT):
+                return None
+            self._jobs[job_id] = (self.TAKEN, cp)
+            return cp
+
+    def done(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+
+def handback(cp: Checkpoint, summary: str, percent: int = 0) -> Outcome:
+    """A continuation-token result: the next job for this action execution carries on from `cp`."""
+    return Outcome("checkpoint", summary, checkpoint=cp, percent=percent, external_id=cp.command_id)
+
+
 class Handler:
-    def __init__(self, config: Config, clients: Clients, stop: threading.Event) -> None:
+    def __init__(self, config: Config, clients: Clients, stop: threading.Event,
+                 journal: Journal | None = None) -> None:
         self.config = config
         self.clients = clients
         self.stop = stop
+        self.journal = journal
+        self.in_flight = InFlight()
         self.api = JobAPI(clients.codepipeline, config.action_type, config.query_param)
         self.documents = DocumentCache(clients.ssm)
 
@@ -128,10 +189,26 @@ class Handler:
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self._retrying()(fn, *args, **kwargs)
 
+    def _aws(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """An AWS step before the send: retried, then mapped to the failure it means."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except WorkerError:
+            raise
+        except Exception as exc:
+            raise classify(exc, what) from exc
+
+    def _record(self, event: str, job_id: str, **fields: object) -> None:
+        if self.journal:
+            self.journal.record(event, job_id, **fields)
+
     # -- the job ---------------------------------------------------------------------------------
     def process(self, job: Job) -> None:
         """Claim the job and see it through; the caller runs this in its own context copy."""
         structlog.contextvars.bind_contextvars(**job.log_context())
+        if self.stop.is_set():
+            log.info("job.not_claimed", reason="worker stopping")  # unclaimed: CodePipeline hands it out again
+            return
         try:
             status = self._call(self.api.acknowledge, job)
         except Exception as exc:  # noqa: BLE001 - a job we could not claim is not ours: no result is owed
@@ -144,14 +221,21 @@ class Handler:
         if status != "InProgress":
             log.info("job.claim_lost", status=status)
             return
+        self._record(journal.CLAIMED, job.id)
         log.info("job.claimed", continuation=bool(job.continuation_token))
-        self.report(job, self.run(job))
+        try:
+            outcome = self.run(job)
+            if self.in_flight.begin_report(job.id):
+                self.report(job.id, outcome)
+        finally:
+            self.in_flight.done(job.id)
 
     def run(self, job: Job) -> Outcome:
         """The job's outcome; every error becomes a failure outcome here, in one place."""
         external_id = None
         try:
             cp = decode(job.continuation_token) if job.continuation_token else Checkpoint(PLANNED)
+            self.in_flight.claimed(job.id, cp)
             if cp.phase == SENT and cp.command_id:
                 external_id = cp.command_id
                 structlog.contextvars.bind_contextvars(command_id=cp.command_id)
@@ -170,12 +254,8 @@ class Handler:
             raise SpecError("the action has no input artifact; give it the source output that holds the spec file")
         artifact = job.input_artifacts[0]
         s3 = artifacts.s3_client(job.credentials, self.clients.region)
-        try:
-            raw = self._call(artifacts.read_member, s3, artifact, job.spec_file, max_bytes=self.config.spec_max_bytes)
-        except WorkerError:
-            raise
-        except Exception as exc:
-            raise classify(exc, f"reading {job.spec_file} from s3://{artifact.bucket}/{artifact.key}") from exc
+        raw = self._aws(f"reading {job.spec_file} from s3://{artifact.bucket}/{artifact.key}", artifacts.read_member,
+                        s3, artifact, job.spec_file, max_bytes=self.config.spec_max_bytes)
         spec = parse_spec(raw, source=job.spec_file)
         log.info("spec.read", spec_file=job.spec_file, bytes=len(raw))
 
@@ -183,12 +263,8 @@ class Handler:
         if not name:
             raise DocumentError("the action configuration has no DocumentName; set it to the SSM document to run")
         check_document(name, self.config)
-        try:
-            version, document = self._call(self.documents.get, name, job.configuration.get("DocumentVersion"))
-        except WorkerError:
-            raise
-        except Exception as exc:
-            raise classify(exc, f"fetching document {name!r}") from exc
+        version, document = self._aws(f"fetching document {name!r}", self.documents.get, name,
+                                      job.configuration.get("DocumentVersion"))
         log.info("document.resolved", document=name, version=version)
 
         auto = {"JobId": job.id, "PipelineExecutionId": job.pipeline_execution_id,
@@ -199,16 +275,19 @@ class Handler:
         plan = make_plan(spec, document, document_name=name, document_version=version, config=self.config,
                          auto=auto, comment=job_comment(job.id, job.where))
         log.info("command.planned", document=name, version=version, parameters=sorted(plan.parameters))
-        if self.stop.is_set():
+        if not self.in_flight.begin_send(job.id, self.stop):
             log.info("job.handing_back", phase=PLANNED)
-            return Outcome("checkpoint", "Worker stopping before sending; another worker will continue",
-                           checkpoint=Checkpoint(PLANNED), percent=0)
+            return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")
+        self._record(journal.SENDING, job.id, document=name)
         command_id = self.send(job, plan, claimed_at)
+        sent_at = time.time()
+        self._record(journal.SENT, job.id, command_id=command_id, sent_at=sent_at)
+        self.in_flight.sent(job.id, Checkpoint(SENT, command_id, sent_at))
         structlog.contextvars.bind_contextvars(command_id=command_id)
         targets = len(plan.instance_ids) or "tagged"
         log.info("command.sent", document=name, version=version, targets=targets)
-        return Outcome("checkpoint", f"Sent SSM command {command_id} ({name} v{version}) to {targets} instance(s)",
-                       checkpoint=Checkpoint(SENT, command_id, time.time()), percent=0, external_id=command_id)
+        return handback(Checkpoint(SENT, command_id, sent_at),
+                        f"Sent SSM command {command_id} ({name} v{version}) to {targets} instance(s)")
 
     def send(self, job: Job, plan: Plan, claimed_at: datetime) -> str:
         """SendCommand at most once: after an ambiguous error, look for the command before trying again."""
@@ -272,8 +351,7 @@ class Handler:
             prog = state["progress"]
             summary = prog.summary() if prog else f"SSM command {cp.command_id}: status not known yet"
             log.info("job.handing_back", phase=SENT, percent=prog.percent if prog else 0)
-            return Outcome("checkpoint", summary, checkpoint=cp, percent=prog.percent if prog else 0,
-                           external_id=cp.command_id)
+            return handback(cp, summary, prog.percent if prog else 0)
         document = job.configuration.get("DocumentName", "")
         if final.succeeded:
             return Outcome("success", f"SSM command {cp.command_id} succeeded on {len(final.invocations)} "
@@ -283,23 +361,62 @@ class Handler:
         message = self._call(commands.failure_message, self.clients.ssm, final, document=document, limit=5000)
         return Outcome("failure", message, external_id=cp.command_id)
 
-    def report(self, job: Job, outcome: Outcome) -> None:
-        """Make the job's one result call, retrying transient errors; log loudly if it cannot be made."""
+    def report(self, job_id: str, outcome: Outcome) -> None:
+        """Make the job's one result call, retrying transient errors.
+
+        A call that cannot be made (CodePipeline unreachable, or the worker stopping) leaves the
+        job unfinished in the journal, and `recover` makes it later.
+        """
         try:
             if outcome.kind == "failure":
-                self._call(self.api.fail, job.id, outcome.failure_type, outcome.summary,
+                self._call(self.api.fail, job_id, outcome.failure_type, outcome.summary,
                            external_id=outcome.external_id)
                 log.info("job.failed", failure_type=outcome.failure_type, message=outcome.summary)
             elif outcome.kind == "checkpoint":
                 assert outcome.checkpoint
-                self._call(self.api.succeed, job.id, summary=outcome.summary, external_id=outcome.external_id,
+                self._call(self.api.succeed, job_id, summary=outcome.summary, external_id=outcome.external_id,
                            continuation_token=outcome.checkpoint.encode(), percent=outcome.percent)
                 log.info("job.checkpointed", phase=outcome.checkpoint.phase, percent=outcome.percent)
             else:
-                self._call(self.api.succeed, job.id, summary=outcome.summary, external_id=outcome.external_id,
+                self._call(self.api.succeed, job_id, summary=outcome.summary, external_id=outcome.external_id,
                            percent=outcome.percent, output_variables=outcome.output_variables)
                 log.info("job.succeeded", summary=outcome.summary)
         except Exception as exc:  # noqa: BLE001 - the daemon must keep running
             code = aws_code(exc)
-            level = log.warning if code in ("InvalidJobStateException", "JobNotFoundException") else log.error
-            level("job.result_failed", kind=outcome.kind, code=code, error=str(exc))
+            if code not in ("InvalidJobStateException", "JobNotFoundException"):
+                log.error("job.result_failed", kind=outcome.kind, code=code, error=str(exc),
+                          retry="from the journal" if self.journal else "none: no state_dir")
+                return
+            log.warning("job.result_refused", kind=outcome.kind, code=code, error=str(exc))
+        self._record(journal.ENDED, job_id)
+
+    def take_over(self, job_id: str) -> bool:
+        """Hand back a job whose thread is stuck in a slow call (shutdown); False if it cannot be."""
+        cp = self.in_flight.take_over(job_id)
+        if cp is None:
+            return False
+        structlog.contextvars.bind_contextvars(job_id=job_id)
+        log.info("job.handing_back", phase=cp.phase, by="main loop")
+        self.report(job_id, handback(cp, "Worker stopped; the next job continues it"))
+        structlog.contextvars.unbind_contextvars("job_id")
+        return True
+
+    def recover(self, unfinished: Iterable[journal.Unfinished]) -> None:
+        """Finish jobs a previous run acknowledged but did not end, handing each back with a token.
+
+        The token says how far the job got, so the next job for the same action execution plans
+        and sends (nothing went out) or tracks (a command id is known). An intent to send without
+        a command id is settled by looking for the command first: never send twice.
+        """
+        for job in unfinished:
+            structlog.contextvars.bind_contextvars(job_id=job.job_id)
+            cp = Checkpoint(SENT, job.command_id, job.sent_at) if job.command_id else Checkpoint(PLANNED)
+            if job.intent_without_command and job.document:
+                self.stop.wait(max(0.0, (job.intent_at or 0) + LIST_VISIBILITY - time.time()))
+                found = self._call(commands.find_sent, self.clients.ssm, job.job_id, job.document,
+                                   datetime.fromtimestamp(job.claimed_at, UTC))
+                if found:
+                    cp = Checkpoint(SENT, found, job.intent_at)
+            log.info("job.recovering", phase=cp.phase, command_id=cp.command_id)
+            self.report(job.job_id, handback(cp, "Handed back after a worker restart; the next job continues it"))
+            structlog.contextvars.unbind_contextvars("job_id")

@@ -29,6 +29,7 @@ class Unfinished:
     document: str | None  # set once the intent to send was recorded
     command_id: str | None  # set once SendCommand returned
     sent_at: float | None
+    intent_at: float | None = None
 
     @property
     def intent_without_command(self) -> bool:
@@ -76,9 +77,10 @@ class Journal:
                 continue
             state = jobs.get(job) or Unfinished(job, at, None, None, None)
             if entry["ev"] == SENDING:
-                state = replace(state, document=str(entry.get("document")))
+                state = replace(state, document=str(entry.get("document")), intent_at=at)
             elif entry["ev"] == SENT:
-                state = replace(state, command_id=str(entry.get("command_id")), sent_at=at)
+                state = replace(state, command_id=str(entry.get("command_id")),
+                                sent_at=float(entry.get("sent_at") or at))  # type: ignore[arg-type]
             jobs[job] = state
         return list(jobs.values())
 
