@@ -95,10 +95,11 @@ class Harness:
             input_artifacts=[{"name": "SourceArtifact", "bucket": BUCKET, "key": key, "revision": f"rev{self._jobs}"}])
         return self.emu.codepipeline.job(job_id).action_execution_id
 
-    def start(self, config: Path, *, once: bool = False, name: str | None = None) -> Worker:
+    def start(self, config: Path, *, once: bool = False, name: str | None = None,
+              env: dict[str, str] | None = None) -> Worker:
         log_path = self.tmp / f"{name or config.stem}-{len(self.workers)}.log"
         args = [sys.executable, "-m", "worker.cli", "run", "--config", str(config)] + (["--once"] if once else [])
-        env = {**os.environ, **self.emu.env(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.emu.env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         with log_path.open("w") as log_file:
             proc = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True,
                                     cwd=self.tmp)
@@ -119,6 +120,14 @@ class Harness:
 
     def sends(self) -> list[dict[str, Any]]:
         return [c.request for c in self.emu.ssm.sent_commands]
+
+    def assert_one_result_per_job(self, action_execution_id: str) -> None:
+        """Invariant 1: every job of the execution ended with exactly one accepted result call."""
+        results = self.emu.codepipeline.results_for(action_execution_id)
+        for job in self.emu.codepipeline.jobs_for(action_execution_id):
+            calls = [r for r in results if r.job_id == job.id]
+            assert job.status in ("Succeeded", "Failed"), f"job {job.id} is {job.status}"
+            assert len(calls) == 1, f"job {job.id} got {len(calls)} result calls"
 
 
 def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:

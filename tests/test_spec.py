@@ -37,8 +37,8 @@ def test_instance_ids_through_targets_count_for_allow_lists() -> None:
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
-    (b'{"instance_id": "i-0123456789abcdef0",}', "not valid JSON: Expecting property name enclosed in double "
-                                                  "quotes at line 1 column 39"),
+    (b'{"instance_id": "i-0123456789abcdef0",}',
+     "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 39"),
     (b"\xff\xfe", "not UTF-8"),
     (b"[1]", "must hold a JSON object"),
     (b'{"message": "x"}', "exactly one of instance_id, instance_ids or targets; it has none"),

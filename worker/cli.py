@@ -33,7 +33,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _systemd_unit(args: argparse.Namespace) -> int:
     from worker.systemd import unit_file
 
-    executable = shutil.which("codepipeline-ssm-worker") or str(Path(sys.argv[0]).resolve())
+    beside = Path(sys.executable).parent / "codepipeline-ssm-worker"  # this installation's own script
+    executable = str(beside) if beside.exists() else shutil.which("codepipeline-ssm-worker") or sys.argv[0]
     sys.stdout.write(unit_file(str(Path(executable).resolve()), args.config))
     return 0
 

@@ -239,10 +239,14 @@ class Handler:
             if cp.phase == SENT and cp.command_id:
                 external_id = cp.command_id
                 structlog.contextvars.bind_contextvars(command_id=cp.command_id)
+                self._record(journal.SENT, job.id, command_id=cp.command_id, sent_at=cp.sent_at)
                 return self.track(job, cp)
             return self.start(job)
         except Exception as exc:
             error = classify(exc, "the worker")
+            if self.stop.is_set() and isinstance(error, SystemUnavailable) and external_id is None:
+                log.info("job.handing_back", phase=PLANNED, error=str(error))
+                return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")
             if not isinstance(exc, WorkerError) and error.failure_type == "JobFailed":
                 log.exception("job.internal_error")
             return Outcome("failure", str(error), failure_type=failure_type(error), external_id=external_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import re
 import secrets
 import shutil
@@ -311,12 +312,24 @@ class Emulator:
         request = Request(environ)
         route = self._route(request)
         if route is None:
+            foreign = _signing_service(request)
+            if foreign not in (None, "s3"):
+                return self._unserved(foreign, request, start_response)
             return self._s3(environ, start_response)
         service, backend, operation, protocol = route
         response = self._api(service, backend, operation, protocol, request.get_data())
         headers = [*response.headers.items(), ("Content-Length", str(len(response.body)))]
         start_response(_status_line(response.status), headers)
         return [response.body]
+
+    def _unserved(self, name: str, request: Request, start_response: StartResponse) -> Iterable[bytes]:
+        """A request for a service the emulator lacks: the test cannot be trusted, so it is a bug."""
+        target = request.headers.get("X-Amz-Target") or request.path
+        self._bug(f"request for a service the emulator does not serve: {name} ({target})")
+        self._record(ApiCall(name, target, {}, "UnknownServiceException", "unknown"))
+        body = json.dumps({"__type": "UnknownServiceException", "message": f"the emulator does not serve {name}"})
+        start_response(_status_line(400), [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
+        return [body.encode()]
 
     def _route(self, request: Request) -> tuple[Service, Any, str, str] | None:
         if request.headers.get("smithy-protocol") == "rpc-v2-cbor":
@@ -445,6 +458,19 @@ class _InvalidResponse(Exception):
 _CBOR_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)$")
 _S3_ERROR_STATUS = {"SlowDown": 503, "ServiceUnavailable": 503, "InternalError": 500, "AccessDenied": 403, "NoSuchKey": 404}
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+_SCOPE_SERVICE = re.compile(r"Credential=[^/,\s]+/[^/]+/[^/]+/([^/]+)/")
+
+
+def _signing_service(request: Request) -> str | None:
+    """The service a SigV4 request was signed for: an X-Amz-Target prefix we lack, or the credential scope."""
+    if request.headers.get("X-Amz-Target"):
+        return request.headers["X-Amz-Target"].partition(".")[0]
+    found = _SCOPE_SERVICE.search(request.headers.get("Authorization", ""))
+    if found:
+        return found.group(1)
+    credential = request.args.get("X-Amz-Credential", "")
+    parts = credential.split("/")
+    return parts[3] if len(parts) > 3 else None
 
 
 def _access_key_id(authorization: str, query_string: str) -> str | None:
