@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from typing import Any
+from typing import IO, Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -87,15 +87,22 @@ class RangeReader(io.RawIOBase):
 
 
 def read_member(client: Any, artifact: Artifact, member: str, *, max_bytes: int) -> bytes:
-    """One member of the artifact zip, at most `max_bytes` uncompressed; raises SpecError otherwise."""
+    """One member of the artifact zip in S3, at most `max_bytes` uncompressed; raises SpecError otherwise."""
     try:
-        archive = zipfile.ZipFile(RangeReader(client, artifact.bucket, artifact.key))
+        reader = RangeReader(client, artifact.bucket, artifact.key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "InvalidRange":
             raise
         raise SpecError(f"input artifact {artifact.name!r} is empty; it must be a zip holding the spec file") from exc
+    return read_zip_member(reader, artifact.name, member, max_bytes=max_bytes)
+
+
+def read_zip_member(fileobj: IO[bytes], artifact_name: str, member: str, *, max_bytes: int) -> bytes:
+    """The spec file from a zip (any seekable file: S3 ranges or a local artifact), size-capped."""
+    try:
+        archive = zipfile.ZipFile(fileobj)
     except zipfile.BadZipFile as exc:
-        raise SpecError(f"input artifact {artifact.name!r} is not a zip archive ({exc}); the first input "
+        raise SpecError(f"input artifact {artifact_name!r} is not a zip archive ({exc}); the first input "
                         "artifact must be the source output that contains the spec file") from exc
     with archive:
         name = member.lstrip("/")
@@ -103,19 +110,28 @@ def read_member(client: Any, artifact: Artifact, member: str, *, max_bytes: int)
             info = archive.getinfo(name)
         except KeyError:
             names = [n for n in archive.namelist() if not n.endswith("/")]
-            near = [n for n in names if n.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]]
-            hint = (f"found it at {', '.join(near[:3])}: set the action's SpecFile property to that path"
-                    if near else f"the archive holds {len(names)} files, e.g. {', '.join(names[:5]) or 'none'}; "
-                    "commit the spec file at the repository root or set the action's SpecFile property")
-            raise SpecError(f"spec file {name!r} not found in input artifact {artifact.name!r}; {hint}") from None
-        if info.file_size > max_bytes:
-            raise SpecError(f"spec file {name!r} is {info.file_size} bytes; the limit is {max_bytes} "
-                            "(spec_max_bytes); keep only targets and parameters in it")
+            raise SpecError(missing_spec_message(name, artifact_name, names)) from None
+        check_spec_size(name, info.file_size, max_bytes)
         with archive.open(info) as fh:
             data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise SpecError(f"spec file {name!r} is larger than {max_bytes} bytes once decompressed (spec_max_bytes)")
     return data
+
+
+def missing_spec_message(name: str, artifact_name: str, files: list[str]) -> str:
+    """Where the spec file might be instead, so the fix is one property away."""
+    near = [n for n in files if n.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]]
+    hint = (f"found it at {', '.join(near[:3])}: set the action's SpecFile property to that path"
+            if near else f"the archive holds {len(files)} files, e.g. {', '.join(files[:5]) or 'none'}; "
+            "commit the spec file at the repository root or set the action's SpecFile property")
+    return f"spec file {name!r} not found in input artifact {artifact_name!r}; {hint}"
+
+
+def check_spec_size(name: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise SpecError(f"spec file {name!r} is {size} bytes; the limit is {max_bytes} "
+                        "(spec_max_bytes); keep only targets and parameters in it")
 
 
 def presigned_url(client: Any, artifact: Artifact, expires: int) -> str:
