@@ -1,7 +1,7 @@
 """The poll loop: check the stop flag, poll for free slots, hand each job to a slot, sleep adaptively.
 
-Signal handlers only set flags (first signal: warm stop — no more polling, in-flight jobs are
-handed back with a continuation token; second signal: exit at once). Each job runs in a thread
+The stop flag comes from `worker.signals` (first signal: warm stop — no more polling, in-flight
+jobs are handed back with a continuation token; second signal: exit at once). Each job runs in a thread
 of its own slot, inside a copy of the context so its log lines carry its job id.
 """
 
@@ -10,14 +10,12 @@ from __future__ import annotations
 import contextvars
 import fcntl
 import os
-import signal
 import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 import boto3
 import structlog
@@ -68,10 +66,11 @@ def _lock_state_dir(path: Path) -> int:
 class Daemon:
     """rq-style loop: check the stop flag, recover, poll, dispatch, heartbeat, sleep."""
 
-    def __init__(self, config: Config, clients: Clients, *, once: bool = False) -> None:
+    def __init__(self, config: Config, clients: Clients, *, once: bool = False,
+                 stop: threading.Event | None = None) -> None:
         self.config = config
         self.once = once
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         state_dir = config.state_dir or os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=
         self._lock_fd = _lock_state_dir(Path(state_dir)) if state_dir else None
         self.journal = Journal(state_dir) if state_dir else None
@@ -80,20 +79,8 @@ class Daemon:
         self.heartbeat = heartbeat_path(replace(config, state_dir=state_dir))
         self.interval = config.poll_interval_min
         self.in_flight: dict[Future[None], str] = {}
-        self._signals = 0
         self._ready = False
         self._last_recovery = 0.0
-
-    # -- signals: flags only ---------------------------------------------------------------------
-    def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            os._exit(128 + signum)  # cold stop: the operator insisted; the journal finishes the jobs
-        self.stop.set()
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:

@@ -43,7 +43,7 @@ from worker.errors import (
 )
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
-from worker.plan import Plan, check_document, job_comment, make_plan
+from worker.plan import Plan, auto_parameters, check_document, job_comment, make_plan
 from worker.spec import parse_spec
 
 log = structlog.get_logger("worker")
@@ -209,17 +209,9 @@ class Handler:
         if self.stop.is_set():
             log.info("job.not_claimed", reason="worker stopping")  # unclaimed: CodePipeline hands it out again
             return
-        try:
-            status = self._call(self.api.acknowledge, job)
-        except Exception as exc:  # noqa: BLE001 - a job we could not claim is not ours: no result is owed
-            code = aws_code(exc)
-            if code in _LOST_CLAIM:
-                log.info("job.claim_lost", reason=code)
-            else:
-                log.error("job.claim_failed", error=str(exc), code=code)
-            return
-        if status != "InProgress":
-            log.info("job.claim_lost", status=status)
+        self._record(journal.CLAIMING, job.id, nonce=job.nonce)  # a crash mid-acknowledge is recoverable
+        if not self.claim(job.id, job.nonce):
+            self._record(journal.ENDED, job.id)
             return
         self._record(journal.CLAIMED, job.id)
         log.info("job.claimed", continuation=bool(job.continuation_token))
@@ -229,6 +221,21 @@ class Handler:
                 self.report(job.id, outcome)
         finally:
             self.in_flight.done(job.id)
+
+    def claim(self, job_id: str, nonce: str) -> bool:
+        """AcknowledgeJob; True when the job is ours (InProgress). A lost claim is not an error."""
+        try:
+            status = self._call(self.api.acknowledge, job_id, nonce)
+        except Exception as exc:  # noqa: BLE001 - a job we could not claim is not ours: no result is owed
+            code = aws_code(exc)
+            if code in _LOST_CLAIM:
+                log.info("job.claim_lost", reason=code)
+            else:
+                log.error("job.claim_failed", error=str(exc), code=code)
+            return False
+        if status != "InProgress":
+            log.info("job.claim_lost", status=status)
+        return status == "InProgress"
 
     def run(self, job: Job) -> Outcome:
         """The job's outcome; every error becomes a failure outcome here, in one place."""
@@ -271,11 +278,10 @@ class Handler:
                                       job.configuration.get("DocumentVersion"))
         log.info("document.resolved", document=name, version=version)
 
-        auto = {"JobId": job.id, "PipelineExecutionId": job.pipeline_execution_id,
-                "SourceRevision": artifact.revision or ""}
-        if "ArtifactUrl" in document.parameters:
-            auto["ArtifactUrl"] = artifacts.presigned_url(s3, artifact, self.config.artifact_url_expiry)
-        auto = {k: v for k, v in auto.items() if v}
+        auto = auto_parameters(document, job_id=job.id, pipeline_execution_id=job.pipeline_execution_id,
+                               source_revision=artifact.revision,
+                               artifact_url=lambda: artifacts.presigned_url(s3, artifact,
+                                                                            self.config.artifact_url_expiry))
         plan = make_plan(spec, document, document_name=name, document_version=version, config=self.config,
                          auto=auto, comment=job_comment(job.id, job.where))
         log.info("command.planned", document=name, version=version, parameters=sorted(plan.parameters))
@@ -414,6 +420,11 @@ class Handler:
         """
         for job in unfinished:
             structlog.contextvars.bind_contextvars(job_id=job.job_id)
+            # Acknowledged or not? Acknowledging again with our nonce says; a stale nonce means not ours.
+            if job.nonce and not self.claim(job.job_id, job.nonce):
+                self._record(journal.ENDED, job.job_id)
+                structlog.contextvars.unbind_contextvars("job_id")
+                continue
             cp = Checkpoint(SENT, job.command_id, job.sent_at) if job.command_id else Checkpoint(PLANNED)
             if job.intent_without_command and job.document:
                 self.stop.wait(max(0.0, (job.intent_at or 0) + LIST_VISIBILITY - time.time()))

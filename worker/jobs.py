@@ -104,8 +104,8 @@ class JobAPI:
             kwargs["queryParam"] = self.query_param
         return [Job.from_api(j) for j in self.client.poll_for_jobs(**kwargs).get("jobs", [])]
 
-    def acknowledge(self, job: Job) -> str:
-        return self.client.acknowledge_job(jobId=job.id, nonce=job.nonce)["status"]
+    def acknowledge(self, job_id: str, nonce: str) -> str:
+        return self.client.acknowledge_job(jobId=job_id, nonce=nonce)["status"]
 
     def succeed(self, job_id: str, *, summary: str, external_id: str | None = None,
                 continuation_token: str | None = None, percent: int | None = None,

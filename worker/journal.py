@@ -1,6 +1,7 @@
 """Crash recovery: an append-only, fsync'd record of how far each acknowledged job got.
 
-One JSON object per line: ``claimed``, ``sending`` (the intent, written before SendCommand),
+One JSON object per line: ``claiming`` (with the nonce, written before AcknowledgeJob),
+``claimed``, ``sending`` (the intent, written before SendCommand),
 ``sent`` (with the command id) and ``ended`` (a result call was accepted). A line is written
 with a single ``write`` on an O_APPEND descriptor and fsync'd before the step it records goes on,
 so SIGKILL loses nothing that happened; a torn last line (power loss) is skipped on reading.
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-CLAIMED, SENDING, SENT, ENDED = "claimed", "sending", "sent", "ended"
+CLAIMING, CLAIMED, SENDING, SENT, ENDED = "claiming", "claimed", "sending", "sent", "ended"
 COMPACT_BYTES = 1024 * 1024
 
 
@@ -30,6 +31,7 @@ class Unfinished:
     command_id: str | None  # set once SendCommand returned
     sent_at: float | None
     intent_at: float | None = None
+    nonce: str | None = None  # set while the acknowledgement's outcome is unknown
 
     @property
     def intent_without_command(self) -> bool:
@@ -76,7 +78,11 @@ class Journal:
                 jobs.pop(job, None)
                 continue
             state = jobs.get(job) or Unfinished(job, at, None, None, None)
-            if entry["ev"] == SENDING:
+            if entry["ev"] == CLAIMING:
+                state = replace(state, nonce=str(entry.get("nonce")))
+            elif entry["ev"] == CLAIMED:
+                state = replace(state, nonce=None)
+            elif entry["ev"] == SENDING:
                 state = replace(state, document=str(entry.get("document")), intent_at=at)
             elif entry["ev"] == SENT:
                 state = replace(state, command_id=str(entry.get("command_id")),
