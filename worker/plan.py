@@ -8,7 +8,7 @@ or a ConfigurationError naming every problem out. The daemon and dry-run both ca
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,17 @@ def check_targets(spec: Spec, config: Config) -> None:
 def job_comment(job_id: str, where: str) -> str:
     """A SendCommand Comment that always contains the job id (crash recovery matches on it)."""
     return f"job {job_id} {where}"[:COMMENT_LIMIT]
+
+
+def auto_parameters(document: Document, *, job_id: str, pipeline_execution_id: str, source_revision: str | None,
+                    artifact_url: Callable[[], str]) -> dict[str, str]:
+    """The values the worker fills (AUTO_PARAMETERS); `artifact_url` is only called when the document
+    declares ArtifactUrl (presigning is not free). Empty values are left out, so the document's default
+    applies. The daemon passes the job's facts, dry-run its placeholders."""
+    auto = {"JobId": job_id, "PipelineExecutionId": pipeline_execution_id, "SourceRevision": source_revision or ""}
+    if "ArtifactUrl" in document.parameters:
+        auto["ArtifactUrl"] = artifact_url()
+    return {k: v for k, v in auto.items() if v}
 
 
 def make_plan(spec: Spec, document: Document, *, document_name: str, document_version: str, config: Config,
