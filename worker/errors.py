@@ -79,8 +79,11 @@ class SystemUnavailable(WorkerError):
     failure_type = "SystemUnavailable"
 
 
-class CommandFailed(WorkerError):
-    """The command ran and at least one invocation did not succeed."""
+class SendUncertain(SystemUnavailable):
+    """SendCommand failed in a way that may have reached SSM, and the command could not be found.
+
+    Never handed back as "not sent": that could run the command twice (invariant 2).
+    """
 
 
 class BadToken(WorkerError):

@@ -32,6 +32,7 @@ from worker.config import Config
 from worker.documents import Document, load_document
 from worker.errors import (
     DocumentError,
+    SendUncertain,
     SpecError,
     SystemUnavailable,
     WorkerError,
@@ -251,7 +252,7 @@ class Handler:
             return self.start(job)
         except Exception as exc:
             error = classify(exc, "the worker")
-            if self.stop.is_set() and isinstance(error, SystemUnavailable) and external_id is None:
+            if self.stop.is_set() and type(error) is SystemUnavailable and external_id is None:
                 log.info("job.handing_back", phase=PLANNED, error=str(error))
                 return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")
             if not isinstance(exc, WorkerError) and error.failure_type == "JobFailed":
@@ -300,24 +301,30 @@ class Handler:
                         f"Sent SSM command {command_id} ({name} v{version}) to {targets} instance(s)")
 
     def send(self, job: Job, plan: Plan, claimed_at: datetime) -> str:
-        """SendCommand at most once: after an ambiguous error, look for the command before trying again."""
+        """SendCommand at most once: after an error that may have reached SSM, look for the command first."""
         ambiguous = False
+
+        def attempt() -> str:
+            nonlocal ambiguous
+            if ambiguous:
+                found = commands.find_sent(self.clients.ssm, job.id, plan.document_name, claimed_at)
+                if found:
+                    log.warning("command.found_after_error", command_id=found)
+                    return found
+            try:
+                return commands.send(self.clients.ssm_send, plan)
+            except Exception as exc:
+                ambiguous = ambiguous or maybe_executed(exc)
+                raise
+
         try:
-            for attempt in self._retrying():
-                with attempt:
-                    if ambiguous:
-                        found = commands.find_sent(self.clients.ssm, job.id, plan.document_name, claimed_at)
-                        if found:
-                            log.warning("command.found_after_error", command_id=found)
-                            return found
-                    try:
-                        return commands.send(self.clients.ssm_send, plan)
-                    except Exception as exc:
-                        ambiguous = ambiguous or maybe_executed(exc)
-                        raise
+            return self._call(attempt)
         except Exception as exc:
-            raise classify(exc, f"sending document {plan.document_name!r}") from exc
-        raise SystemUnavailable("SendCommand was not attempted: the worker is stopping")
+            error = classify(exc, f"sending document {plan.document_name!r}")
+            if ambiguous:
+                raise SendUncertain(f"{error}; the command may have run: look for an SSM command whose comment "
+                                    f"starts with 'job {job.id}' before running the stage again") from exc
+            raise error from exc
 
     def track(self, job: Job, cp: Checkpoint) -> Outcome:
         """Check the command, holding the job up to hold_time; hand it back if it is still running."""
