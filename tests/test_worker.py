@@ -316,3 +316,35 @@ def test_non_zip_artifact(harness: Harness) -> None:
     harness.emu.put_object(art["bucketName"], art["objectKey"], b"plain text, not a zip")
     message = run_to_result(harness, execution)
     assert message.startswith("input artifact 'SourceArtifact' is not a zip archive")
+
+
+NOISY_DOCUMENT = """
+schemaVersion: "2.2"
+description: fails after a lot of output
+mainSteps:
+  - action: aws:runShellScript
+    name: Noisy
+    inputs:
+      runCommand:
+        - 'for i in $(seq 1 3000); do echo "stdout line $i"; echo "stderr line $i" >&2; done'
+        - 'echo "the real error" >&2'
+        - exit 7
+"""
+
+
+def test_long_output_is_cut_to_the_failure_message_limit(harness: Harness) -> None:
+    harness.emu.ssm.create_document("codepipeline-ssm-noisy", NOISY_DOCUMENT, fmt="YAML")
+    execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-noisy"},
+                                spec={"instance_ids": [INSTANCE, OTHER_INSTANCE]})
+    worker = harness.start(harness.config())
+    final = harness.final(execution)
+    worker.stop()
+    message = final.request["failureDetails"]["message"]
+    assert len(message) <= 5000
+    assert "did not succeed on 2 of 2 instance(s)" in message
+    for instance in (INSTANCE, OTHER_INSTANCE):
+        assert f"- {instance}: Failed" in message
+    assert message.count("step 'Noisy' exit code 7") == 2
+    # SSM keeps the first 8000/24000 characters; the message shows the end of what SSM returned.
+    assert message.count("--output truncated--") == 4
+    assert "stderr: …" in message and "stdout: …" in message

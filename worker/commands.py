@@ -105,7 +105,8 @@ def failure_message(ssm: Any, prog: Progress, *, document: str, limit: int) -> s
     budget = (limit - len(header) - 200) // max(1, len(detailed))
     blocks = []
     for inv in detailed:
-        line = f"- {inv.instance_id}: {inv.status} ({inv.status_details or inv.status})"
+        details = f" ({inv.status_details})" if inv.status_details not in ("", inv.status) else ""
+        line = f"- {inv.instance_id}: {inv.status}{details}"
         plugin = _failed_step(ssm, prog.command_id, inv.instance_id)
         if plugin is None:
             blocks.append(line)
