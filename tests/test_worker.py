@@ -106,8 +106,8 @@ def test_failed_step_reports_exit_code_and_stderr(harness: Harness) -> None:
     assert message.startswith(f"SSM command {command_id} (document codepipeline-ssm-fail) did not succeed on 1 of 1")
     assert f"- {INSTANCE}: Failed" in message
     assert "step 'Build' exit code 3" in message
-    assert "stderr: compiler error: missing semicolon" in message
-    assert "stdout: building release 7" in message
+    assert "stderr:\ncompiler error: missing semicolon" in message
+    assert "stdout:\nbuilding release 7" in message
 
 
 def configuration_error(harness: Harness, execution: str) -> str:
@@ -347,4 +347,4 @@ def test_long_output_is_cut_to_the_failure_message_limit(harness: Harness) -> No
     assert message.count("step 'Noisy' exit code 7") == 2
     # SSM keeps the first 8000/24000 characters; the message shows the end of what SSM returned.
     assert message.count("--output truncated--") == 4
-    assert "stderr: …" in message and "stdout: …" in message
+    assert "stderr:\n…" in message and "stdout:\n…" in message

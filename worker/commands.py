@@ -118,9 +118,9 @@ def failure_message(ssm: Any, prog: Progress, *, document: str, limit: int) -> s
         stderr = _tail(out.get("StandardErrorContent", ""), room * 2 // 3)
         stdout = _tail(out.get("StandardOutputContent", ""), room - len(stderr))
         if stderr:
-            line += "\n  stderr: " + stderr.replace("\n", "\n    ")
+            line += "\n  stderr:\n" + stderr
         if stdout:
-            line += "\n  stdout: " + stdout.replace("\n", "\n    ")
+            line += "\n  stdout:\n" + stdout
         blocks.append(line)
     rest: Sequence[Invocation] = failed[MAX_DETAILED_FAILURES:]
     if rest:
