@@ -83,9 +83,9 @@ def parser() -> argparse.ArgumentParser:
     dry = sub.add_parser(
         "dry-run", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="check a spec file and document locally as the worker would, and optionally run the steps here",
-        description="Read the spec file from PATH and validate it against the document with the daemon's own "
-                    "code, lint the document, and print the SendCommand request a pipeline job would send. "
-                    "No AWS account needed (except for --aws).",
+        description="Read the spec file from PATH and validate it against the document with the daemon's own\n"
+                    "code, lint the document, and print the SendCommand request a pipeline job would send;\n"
+                    "--execute also runs the steps here. No AWS account needed (except for --aws).",
         epilog="exit codes:\n"
                "  0  ok (lint warnings do not change it)\n"
                "  1  a step failed (--execute); or --aws failed for a reason other than configuration\n"

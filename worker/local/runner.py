@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.documents import (
+    SCRIPT_ACTIONS,
     Document,
     Step,
     environment,
@@ -158,13 +159,32 @@ def _reboot_code(platform: str) -> int:
     return 3010 if platform == "Windows" else 194
 
 
+_NO_PWSH = ("pwsh not available: the local runner runs aws:runPowerShellScript steps with PowerShell 7 (pwsh), "
+            "which is not on PATH; install it or skip this step with a platformType precondition")
+
+
+def _unsupported(action: str) -> str:
+    return f"the local runner cannot run {action} steps; it runs only aws:runShellScript and aws:runPowerShellScript"
+
+
+def not_runnable(step: Step, search_path: str | None) -> str | None:
+    """Why this runner cannot run ``step`` on this machine (its action, or no pwsh), else None.
+
+    dry-run --execute asks before running anything, so such a step is reported, not run as a failure.
+    """
+    if step.action not in SCRIPT_ACTIONS:
+        return _unsupported(step.action)
+    if step.action == "aws:runPowerShellScript" and shutil.which("pwsh", path=search_path) is None:
+        return _NO_PWSH
+    return None
+
+
 def _interpreter(step: Step, script: str, lines: list[str], search_path: str | None) -> list[str] | str:
     """The command line for the script, or why there is none."""
     if step.action == "aws:runPowerShellScript":
         pwsh = shutil.which("pwsh", path=search_path)
         if pwsh is None:
-            return ("pwsh not available: the local runner runs aws:runPowerShellScript steps with PowerShell 7 "
-                    "(pwsh), which is not on PATH; install it or skip this step with a platformType precondition")
+            return _NO_PWSH
         return [pwsh, "-NonInteractive", "-NoProfile", "-ExecutionPolicy", "Unrestricted", "-File", script]
     first = lines[0].split("\n", 1)[0] if lines else ""
     if first.startswith("#!") and first[2:].strip():
@@ -309,9 +329,8 @@ class _Run:
             return _not_run(step, "Skipped", 0, message, stderr=False)
         if decision == "fail":
             return _not_run(step, "Failed", 1, message, stderr=True)
-        if step.action not in ("aws:runShellScript", "aws:runPowerShellScript"):
-            message = (f"the local runner cannot run {step.action} steps; it runs only aws:runShellScript and "
-                       "aws:runPowerShellScript")
+        if step.action not in SCRIPT_ACTIONS:
+            message = _unsupported(step.action)
             return _finish(step, "Failed", 1, _captures(message), message)
         if self.cancel is not None and self.cancel.is_set():
             return _not_run(step, "Cancelled", 1, "the command was cancelled before this step started", stderr=False)
