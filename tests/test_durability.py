@@ -256,3 +256,18 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     control = subprocess.run(["systemd-analyze", "verify", str(bad)], capture_output=True, text=True, timeout=60,
                              check=False)
     assert "Failed to parse service type" in control.stderr  # the check above can fail
+
+
+def test_a_slow_job_does_not_delay_another(harness: Harness) -> None:
+    """Concurrency: one job stuck reading its artifact; the next job is claimed, sent and finished meanwhile."""
+    harness.emu.faults.inject("GetObject", delay=8, times=1)
+    slow = harness.enqueue()
+    worker = harness.start(harness.config(concurrency=2))
+    wait_for(lambda: harness.emu.faults.fired("GetObject"))
+    fast = harness.enqueue()
+    assert harness.final(fast, timeout=7).operation == "PutJobSuccessResult"
+    assert harness.emu.codepipeline.final_result(slow) is None  # still reading its artifact
+    assert harness.final(slow, timeout=30).operation == "PutJobSuccessResult"
+    worker.stop()
+    harness.assert_one_result_per_job(fast)
+    harness.assert_one_result_per_job(slow)
