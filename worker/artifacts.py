@@ -9,6 +9,7 @@ and nothing is extracted to disk.
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from typing import IO, Any
 
@@ -22,16 +23,25 @@ from worker.jobs import Artifact, Credentials
 BLOCK = 64 * 1024  # one GET fetches at least this much: EOCD + central directory usually fit
 
 
-def s3_client(credentials: Credentials | None, region: str | None, *, retries: int = 5) -> Any:
-    """An S3 client signed with the job's credentials (never the worker's own role)."""
-    session = boto3.session.Session(
-        aws_access_key_id=credentials.access_key_id if credentials else None,
-        aws_secret_access_key=credentials.secret_access_key if credentials else None,
-        aws_session_token=credentials.session_token if credentials else None,
-        region_name=region,
-    )
-    return session.client("s3", config=BotoConfig(signature_version="s3v4",
-                                                  retries={"mode": "standard", "total_max_attempts": retries}))
+class S3Clients:
+    """S3 clients signed with a job's artifact credentials (never the worker's own role).
+
+    All come from one shared session, so botocore's service models are loaded once: a client per
+    job then costs milliseconds and little memory instead of a whole new session.
+    """
+
+    def __init__(self, session: boto3.session.Session, *, retries: int = 5) -> None:
+        self.session = session
+        self.config = BotoConfig(signature_version="s3v4", retries={"mode": "standard", "total_max_attempts": retries})
+        self._lock = threading.Lock()  # a session is not thread-safe; the clients it makes are
+
+    def for_job(self, credentials: Credentials | None) -> Any:
+        with self._lock:
+            return self.session.client(
+                "s3", config=self.config,
+                aws_access_key_id=credentials.access_key_id if credentials else None,
+                aws_secret_access_key=credentials.secret_access_key if credentials else None,
+                aws_session_token=credentials.session_token if credentials else None)
 
 
 class RangeReader(io.RawIOBase):

@@ -22,6 +22,7 @@ import structlog
 from botocore.config import Config as BotoConfig
 
 from worker import __version__, systemd
+from worker.artifacts import S3Clients
 from worker.config import Config
 from worker.errors import ConfigFileError, aws_code
 from worker.handler import Clients, Handler
@@ -44,7 +45,7 @@ def build_clients(config: Config) -> Clients:
                       user_agent_extra=f"codepipeline-ssm-worker/{__version__}")
     no_retry = base.merge(BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}))
     return Clients(codepipeline=session.client("codepipeline", config=base), ssm=session.client("ssm", config=base),
-                   ssm_send=session.client("ssm", config=no_retry), region=session.region_name)
+                   ssm_send=session.client("ssm", config=no_retry), s3=S3Clients(session))
 
 
 class StateDirBusy(ConfigFileError):

@@ -74,7 +74,7 @@ class Clients:
     codepipeline: Any
     ssm: Any
     ssm_send: Any  # no SDK retries: a retried SendCommand could run twice (see commands.find_sent)
-    region: str | None
+    s3: artifacts.S3Clients
 
 
 class DocumentCache:
@@ -265,7 +265,7 @@ class Handler:
         if not job.input_artifacts:
             raise SpecError("the action has no input artifact; give it the source output that holds the spec file")
         artifact = job.input_artifacts[0]
-        s3 = artifacts.s3_client(job.credentials, self.clients.region)
+        s3 = self.clients.s3.for_job(job.credentials)
         raw = self._aws(f"reading {job.spec_file} from s3://{artifact.bucket}/{artifact.key}", artifacts.read_member,
                         s3, artifact, job.spec_file, max_bytes=self.config.spec_max_bytes)
         spec = parse_spec(raw, source=job.spec_file)
