@@ -348,3 +348,14 @@ def test_long_output_is_cut_to_the_failure_message_limit(harness: Harness) -> No
     # SSM keeps the first 8000/24000 characters; the message shows the end of what SSM returned.
     assert message.count("--output truncated--") == 4
     assert "stderr:\n…" in message and "stdout:\n…" in message
+
+
+def test_worker_over_rpc_v2_cbor(harness: Harness) -> None:
+    """botocore's CodePipeline model also lists smithy-rpc-v2-cbor: the worker works over it too."""
+    execution = harness.enqueue()
+    worker = harness.start(harness.config(), env=harness.emu.env(codepipeline_protocol="smithy-rpc-v2-cbor"))
+    final = harness.final(execution)
+    assert worker.stop() == 0
+    assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
+    protocols = {c.protocol for c in harness.emu.calls if c.service == "codepipeline"}
+    assert protocols == {"smithy-rpc-v2-cbor"}
