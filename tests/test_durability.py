@@ -123,27 +123,25 @@ def test_sigkill_while_downloading(harness: Harness, tmp_path: Path) -> None:
     assert harness.results(execution)[0][1]["continuationToken"] == '{"v":1,"phase":"planned"}'
 
 
-def test_sigkill_while_send_is_in_flight(harness: Harness, tmp_path: Path) -> None:
-    """Intent recorded, SendCommand under way: the restart finds the command instead of sending again."""
+@pytest.mark.parametrize("reached_ssm", [True, False], ids=["send_in_flight", "send_lost"])
+def test_sigkill_with_the_send_under_way(harness: Harness, tmp_path: Path, reached_ssm: bool) -> None:
+    """Intent recorded, SendCommand under way: the restart looks for the command before sending.
+
+    If the request reached SSM, the restart finds the command and tracks it; if it was lost, the
+    restart finds nothing and the next job sends it. Either way exactly one command runs.
+    """
     config = harness.config(state_dir=str(tmp_path / "state"))
-    harness.emu.faults.inject("SendCommand", delay=2, times=1)
+    fault = {} if reached_ssm else {"status": 500}  # a delayed request that SSM then carries out, or refuses
+    harness.emu.faults.inject("SendCommand", delay=2, times=1, **fault)
     execution = harness.enqueue()
     first = harness.start(config, name="first")
     wait_for(lambda: journal_has(tmp_path / "state", "sending"))
     kill_and_restart(harness, execution, config, first)
-    command_id = harness.emu.ssm.sent_commands[0].command_id
-    first_result = harness.results(execution)[0]
-    assert json.loads(first_result[1].get("continuationToken", "{}")).get("command_id") == command_id, first_result
-
-
-def test_sigkill_while_send_is_lost(harness: Harness, tmp_path: Path) -> None:
-    """Intent recorded, SendCommand never reached SSM: the restart finds nothing and the job is sent once."""
-    config = harness.config(state_dir=str(tmp_path / "state"))
-    harness.emu.faults.inject("SendCommand", delay=2, status=500, times=1)
-    execution = harness.enqueue()
-    first = harness.start(config, name="first")
-    wait_for(lambda: journal_has(tmp_path / "state", "sending"))
-    kill_and_restart(harness, execution, config, first)
+    handback = json.loads(harness.results(execution)[0][1]["continuationToken"])
+    if reached_ssm:
+        assert handback["command_id"] == harness.emu.ssm.sent_commands[0].command_id
+    else:
+        assert handback == {"v": 1, "phase": "planned"}
 
 
 def test_sigkill_between_send_and_checkpoint(harness: Harness, tmp_path: Path) -> None:
