@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import BUCKET, DOCUMENT, INSTANCE, OTHER_INSTANCE, Harness, wait_for
+from conftest import (
+    ACTION_TYPE,
+    BUCKET,
+    DOCUMENT,
+    INSTANCE,
+    OTHER_INSTANCE,
+    Harness,
+    wait_for,
+)
 
 FAILING_DOCUMENT = """
 schemaVersion: "2.2"
@@ -359,3 +367,25 @@ def test_worker_over_rpc_v2_cbor(harness: Harness) -> None:
     assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
     protocols = {c.protocol for c in harness.emu.calls if c.service == "codepipeline"}
     assert protocols == {"smithy-rpc-v2-cbor"}
+
+
+def test_fleets_are_separated_by_the_queryable_property(harness: Harness) -> None:
+    fleet_type = {**ACTION_TYPE, "version": "2"}
+    harness.emu.codepipeline.create_custom_action_type(
+        "Deploy", "SSMRunCommand", "2", configuration_properties=[
+            {"name": "DocumentName", "required": True, "key": True},
+            {"name": "Fleet", "required": True, "key": True, "queryable": True}])
+    harness.emu.put_artifact(BUCKET, "fleet/source.zip",
+                             {"abc.json": json.dumps({"instance_id": INSTANCE, "message": "fleet"})})
+    executions = {}
+    for fleet in ("linux", "windows"):
+        job_id = harness.emu.codepipeline.enqueue_job(
+            fleet_type, configuration={"DocumentName": DOCUMENT, "Fleet": fleet},
+            input_artifacts=[{"name": "SourceArtifact", "bucket": BUCKET, "key": "fleet/source.zip"}])
+        executions[fleet] = harness.emu.codepipeline.job(job_id).action_execution_id
+    worker = harness.start(harness.config(action_type=fleet_type, query_param={"Fleet": "linux"}))
+    assert harness.final(executions["linux"]).operation == "PutJobSuccessResult"
+    assert worker.stop() == 0
+    assert harness.emu.codepipeline.results_for(executions["windows"]) == []
+    assert {c.params.get("queryParam", {}).get("Fleet") for c in harness.emu.calls
+            if c.operation == "PollForJobs"} == {"linux"}
