@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from worker.config import ActionType, load_config, parse_config
+from worker.config import ActionType, Config, load_config, parse_config
 from worker.errors import ConfigFileError
 
 BASE = {"action_type": {"category": "Deploy", "provider": "SSMRunCommand", "version": 1},
@@ -60,3 +61,10 @@ def test_cli_reports_bad_config_and_exits_2(tmp_path: Path) -> None:
                           check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert f"config file {path} is not valid YAML" in proc.stderr
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
+    assert documented == {f.name for f in fields(Config)}
