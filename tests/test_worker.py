@@ -389,3 +389,20 @@ def test_fleets_are_separated_by_the_queryable_property(harness: Harness) -> Non
     assert harness.emu.codepipeline.results_for(executions["windows"]) == []
     assert {c.params.get("queryParam", {}).get("Fleet") for c in harness.emu.calls
             if c.operation == "PollForJobs"} == {"linux"}
+
+
+def test_full_output_destinations_are_sent_and_named_in_failures(harness: Harness) -> None:
+    harness.emu.ssm.create_document("codepipeline-ssm-fail", FAILING_DOCUMENT, fmt="YAML")
+    execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-fail"},
+                                spec={"instance_id": INSTANCE, "message": "x"})
+    worker = harness.start(harness.config(output_s3_bucket="ops-command-logs", output_s3_key_prefix="pipelines/",
+                                          cloudwatch_log_group="/ssm/pipelines"))
+    final = harness.final(execution)
+    worker.stop()
+    [send] = harness.sends()
+    assert send["OutputS3BucketName"] == "ops-command-logs" and send["OutputS3KeyPrefix"] == "pipelines/"
+    assert send["CloudWatchOutputConfig"] == {"CloudWatchOutputEnabled": True,
+                                              "CloudWatchLogGroupName": "/ssm/pipelines"}
+    command_id = harness.emu.ssm.sent_commands[0].command_id
+    assert (f"(full output: s3://ops-command-logs/pipelines/{command_id}/ and CloudWatch Logs group "
+            f"/ssm/pipelines (streams {command_id}/…))") in final.request["failureDetails"]["message"]

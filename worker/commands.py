@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.plan import Plan
+from worker.plan import Plan, full_output_hint
 
 ACTIVE = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 MAX_DETAILED_FAILURES = 10  # GetCommandInvocation calls for one failure message, at most
@@ -101,6 +101,9 @@ def failure_message(ssm: Any, prog: Progress, *, document: str, limit: int) -> s
                 "no managed instance; check the instance ids or tags in the spec file")
     header = (f"SSM command {prog.command_id} (document {document}) did not succeed on "
               f"{len(failed)} of {len(prog.invocations)} instance(s):")
+    hint = full_output_hint(command_record(ssm, prog.command_id) or {}, prog.command_id)
+    if hint:
+        header += f"\n({hint})"
     detailed = failed[:MAX_DETAILED_FAILURES]
     budget = (limit - len(header) - 200) // max(1, len(detailed))
     blocks = []

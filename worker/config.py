@@ -56,6 +56,9 @@ class Config:
     delivery_timeout: int = 600
     transient_retries: int = 3
     artifact_url_expiry: int = 3600
+    output_s3_bucket: str | None = None
+    output_s3_key_prefix: str | None = None
+    cloudwatch_log_group: str | None = None
 
 
 def _fail(key: str, expected: str, value: Any) -> ConfigFileError:
@@ -90,6 +93,17 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     def parse(key: str, value: Any) -> str:
         if value not in options:
             raise _fail(key, "one of " + ", ".join(options), value)
+        return value
+
+    return parse
+
+
+def _pattern(regex: str, expected: str) -> Callable[[str, Any], str]:
+    compiled = re.compile(regex)
+
+    def parse(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not compiled.match(value):
+            raise _fail(key, expected, value)
         return value
 
     return parse
@@ -163,6 +177,9 @@ _KEYS: dict[str, Callable[[str, Any], Any]] = {
     "delivery_timeout": _int(30, 2_592_000),
     "transient_retries": _int(0, 10),
     "artifact_url_expiry": _int(60, 43_200),
+    "output_s3_bucket": _pattern(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name"),
+    "output_s3_key_prefix": _pattern(r"^[^\s]{1,500}$", "a key prefix of up to 500 characters"),
+    "cloudwatch_log_group": _pattern(r"^[\.\-_/#A-Za-z0-9]{1,512}$", "a CloudWatch Logs group name"),
 }
 _REQUIRED = tuple(f.name for f in fields(Config) if f.default is MISSING and f.default_factory is MISSING)
 

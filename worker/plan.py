@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from worker.config import Config
@@ -31,6 +31,7 @@ class Plan:
     parameters: Mapping[str, list[str]]
     comment: str
     timeout_seconds: int
+    output: Mapping[str, Any] = field(default_factory=dict)  # where SSM keeps the full output
 
     def request(self) -> dict[str, Any]:
         """SendCommand keyword arguments."""
@@ -40,12 +41,38 @@ class Plan:
             "Parameters": {k: list(v) for k, v in self.parameters.items()},
             "Comment": self.comment,
             "TimeoutSeconds": self.timeout_seconds,
+            **self.output,
         }
         if self.instance_ids:
             req["InstanceIds"] = list(self.instance_ids)
         else:
             req["Targets"] = [t.api() for t in self.targets]
         return req
+
+
+def output_options(config: Config) -> dict[str, Any]:
+    """SendCommand's output destinations: SSM itself keeps only the first 24,000/8,000 characters."""
+    options: dict[str, Any] = {}
+    if config.output_s3_bucket:
+        options["OutputS3BucketName"] = config.output_s3_bucket
+        if config.output_s3_key_prefix:
+            options["OutputS3KeyPrefix"] = config.output_s3_key_prefix
+    if config.cloudwatch_log_group:
+        options["CloudWatchOutputConfig"] = {"CloudWatchOutputEnabled": True,
+                                             "CloudWatchLogGroupName": config.cloudwatch_log_group}
+    return options
+
+
+def full_output_hint(request: Mapping[str, Any], command_id: str) -> str:
+    """Where the complete output of a command is, for a failure message ('' when SSM keeps only its cut)."""
+    places = []
+    if request.get("OutputS3BucketName"):
+        prefix = (request.get("OutputS3KeyPrefix") or "").rstrip("/")
+        places.append(f"s3://{request['OutputS3BucketName']}/{prefix + '/' if prefix else ''}{command_id}/")
+    group = (request.get("CloudWatchOutputConfig") or {}).get("CloudWatchLogGroupName")
+    if group:
+        places.append(f"CloudWatch Logs group {group} (streams {command_id}/…)")
+    return "full output: " + " and ".join(places) if places else ""
 
 
 def _allowed(value: str, patterns: tuple[str, ...]) -> bool:
@@ -115,4 +142,5 @@ def make_plan(spec: Spec, document: Document, *, document_name: str, document_ve
         raise ParameterError(exc.problems, heading=f"parameters do not fit document {document_name!r} "
                              f"(version {document_version}); fix {spec.source}") from exc
     return Plan(document_name=document_name, document_version=document_version, instance_ids=spec.instance_ids,
-                targets=spec.targets, parameters=complete, comment=comment, timeout_seconds=config.delivery_timeout)
+                targets=spec.targets, parameters=complete, comment=comment, timeout_seconds=config.delivery_timeout,
+                output=output_options(config))

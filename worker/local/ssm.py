@@ -712,9 +712,10 @@ class SsmBackend:
             "DeliveryTimedOutCount": delivery,
             "TimeoutSeconds": command.timeout_seconds,
         }
-        for key in ("OutputS3BucketName", "OutputS3KeyPrefix", "ServiceRoleArn"):
+        for key in ("OutputS3BucketName", "OutputS3KeyPrefix", "ServiceRoleArn", "CloudWatchOutputConfig",
+                    "NotificationConfig"):
             if key in request:
-                view["ServiceRole" if key == "ServiceRoleArn" else key] = request[key]
+                view["ServiceRole" if key == "ServiceRoleArn" else key] = copy.deepcopy(request[key])
         return view
 
     def _invocation_view(self, command: CommandRecord, invocation: InvocationRecord, details: bool) -> dict[str, Any]:
