@@ -110,13 +110,14 @@ _PERMISSION_CODES = frozenset({
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "KMS.AccessDeniedException",
 })
 _MISSING_ARTIFACT_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "PreconditionFailed", "412"})
-_TRANSIENT_CODES = frozenset({
+THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "SlowDown", "RequestTimeout", "RequestTimeoutException", "InternalServerError",
-    "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
+    "RequestLimitExceeded", "SlowDown",
 })
-THROTTLING_CODES = frozenset(c for c in _TRANSIENT_CODES if "hrottl" in c or c in ("TooManyRequestsException",
-                                                                                   "RequestLimitExceeded", "SlowDown"))
+_TRANSIENT_CODES = THROTTLING_CODES | {
+    "RequestTimeout", "RequestTimeoutException", "InternalServerError", "InternalFailure", "InternalError",
+    "ServiceUnavailable", "ServiceUnavailableException",
+}
 
 
 def aws_code(exc: BaseException) -> str | None:

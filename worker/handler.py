@@ -329,9 +329,10 @@ class Handler:
     def track(self, job: Job, cp: Checkpoint) -> Outcome:
         """Check the command, holding the job up to hold_time; hand it back if it is still running."""
         assert cp.command_id
-        state: dict[str, Any] = {"progress": None}
+        last: commands.Progress | None = None
 
         def check() -> commands.Progress | None:
+            nonlocal last
             try:
                 prog = commands.progress(self.clients.ssm, cp.command_id)
             except Exception as exc:
@@ -339,7 +340,7 @@ class Handler:
                     raise
                 log.warning("command.check_failed", error=str(exc), code=aws_code(exc))
                 return None
-            state["progress"] = prog
+            last = prog
             log.info("command.status", finished=prog.finished, total=len(prog.invocations),
                      statuses=sorted({i.status for i in prog.invocations}))
             if prog.done:
@@ -365,7 +366,7 @@ class Handler:
                                "30 days); re-run the pipeline stage", external_id=cp.command_id)
             raise
         if final is None:
-            prog = state["progress"]
+            prog = last
             summary = prog.summary() if prog else f"SSM command {cp.command_id}: status not known yet"
             log.info("job.handing_back", phase=SENT, percent=prog.percent if prog else 0)
             return handback(cp, summary, prog.percent if prog else 0)
