@@ -22,7 +22,7 @@ def _corpus() -> list[Path]:
     if not (CORPUS / "SOURCES.md").is_file():
         raise RuntimeError(f"SSM document corpus not found at {CORPUS} (SOURCES.md missing); restore "
                            "tests/data/ssm-corpus or set SSM_CORPUS_DIR")
-    return sorted(p for p in CORPUS.iterdir() if p.name != "SOURCES.md")
+    return sorted(p for p in CORPUS.iterdir() if p.suffix != ".md")  # SOURCES.md, LICENSES.md
 
 
 def _rejected() -> set[str]:
