@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 
@@ -117,6 +118,13 @@ class Harness:
 
     def results(self, action_execution_id: str) -> list[tuple[str, dict[str, Any]]]:
         return [(r.operation, r.request) for r in self.emu.codepipeline.results_for(action_execution_id)]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of this test process pointed at the emulator, without touching os.environ."""
+        env = self.emu.env()
+        return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
     def sends(self) -> list[dict[str, Any]]:
         return [c.request for c in self.emu.ssm.sent_commands]

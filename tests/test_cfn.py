@@ -22,6 +22,7 @@ from botocore import xform_name
 from cfnlint.decode import decode
 
 from worker.config import parse_config
+from worker.plan import output_options
 
 ROOT = Path(__file__).resolve().parent.parent
 CFN = ROOT / "cfn"
@@ -279,7 +280,8 @@ def test_worker_role_allows_exactly_the_calls_the_worker_makes() -> None:
 
 def test_worker_role_has_no_s3_permissions() -> None:
     """The worker reads artifacts with the job's artifact credentials, never its own role."""
-    for values in ({}, {"KmsKeyArns": "arn:aws:kms:eu-west-1:123456789012:key/abc", "EnableSessionManager": "true"}):
+    for values in ({}, {"KmsKeyArns": "arn:aws:kms:eu-west-1:123456789012:key/abc", "EnableSessionManager": "true",
+                        "OutputS3BucketName": "ops-command-logs"}):
         stack = Stack("worker-iam.yml", **values)
         text = json.dumps([stack.resource(r) for r in stack.tpl["Resources"]])
         assert '"s3:' not in text and "s3:*" not in text
@@ -288,7 +290,7 @@ def test_worker_role_has_no_s3_permissions() -> None:
 
 def test_worker_role_scopes_what_iam_can_scope() -> None:
     statements = _role_statements(TargetTagKey="Team", TargetTagValue="build", Provider="MyProvider",
-                                  Version="7", DocumentNamePattern="my-docs-*")
+                                  Version="7", DocumentNamePattern="my-docs-*", OutputS3BucketName="ops-logs")
     by_action: dict[str, list[dict[str, Any]]] = {}
     for s in statements:
         for a in [s["Action"]] if isinstance(s["Action"], str) else s["Action"]:
@@ -311,8 +313,35 @@ def test_worker_role_scopes_what_iam_can_scope() -> None:
             assert s["Condition"] == {"StringEquals": {"ssm:resourceTag/Team": "build"}}
             assert set(arns) == {"arn:aws:ec2:eu-west-1:123456789012:instance/*",
                                  "arn:aws:ssm:eu-west-1:123456789012:managed-instance/*"}
+        elif any(r.startswith("arn:aws:s3:") for r in arns):
+            assert arns == ["arn:aws:s3:::ops-logs"] and s["Action"] == "ssm:SendCommand" and "Condition" not in s
         else:
             assert arns == [document] and "Condition" not in s
+
+
+def _sendcommand_on_buckets(**values: str) -> list[str]:
+    return [r for s in _role_statements(**values) if s["Action"] == "ssm:SendCommand"
+            for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]) if ":s3:" in r]
+
+
+def test_output_bucket_is_named_to_sendcommand_only_when_asked() -> None:
+    """SendCommand with OutputS3BucketName is also authorized against the bucket (Service Authorization
+    Reference: resource type `bucket`, arn:${Partition}:s3:::${BucketName}); the role may name exactly
+    the configured bucket, and no other, and gains no S3 action. CloudWatch output needs nothing here."""
+    assert not Stack("worker-iam.yml").conditions["HasOutputS3Bucket"]
+    assert _sendcommand_on_buckets() == []
+    assert _sendcommand_on_buckets(OutputS3BucketName="ops-command-logs") == ["arn:aws:s3:::ops-command-logs"]
+    with_bucket = _actions(_role_statements(OutputS3BucketName="ops-command-logs"))
+    assert with_bucket == _actions(_role_statements()), "naming the bucket must not add actions"
+    assert not any(a.startswith(("s3:", "logs:")) for a in with_bucket)
+
+
+def test_output_bucket_parameter_agrees_across_stacks() -> None:
+    """The IAM stack and both worker stacks take the same OutputS3BucketName with the same rules."""
+    shapes = {name: {f: template(name)["Parameters"]["OutputS3BucketName"].get(f)
+                     for f in ("Type", "Default", "AllowedPattern")}
+              for name in ("worker-iam.yml", "worker-ec2.yml", "worker-fargate.yml")}
+    assert len({json.dumps(s, sort_keys=True) for s in shapes.values()}) == 1, shapes
 
 
 def test_kms_only_when_asked() -> None:
@@ -330,7 +359,15 @@ CONFIG_CASES = [
     {},
     {"Fleet": "windows", "AllowedTargets": "tag:Role=build,tag:Team=*", "OutputBucket": "my-output-bucket",
      "AllowedDocuments": "codepipeline-ssm-*,arn:aws:ssm:*:*:document/x", "Concurrency": "8", "Version": "2"},
+    # Full command output: all three keys, each alone, and the characters the parameters allow.
+    {"OutputS3BucketName": "ops-command-logs", "OutputS3KeyPrefix": "pipelines/run-1/",
+     "CloudWatchLogGroupName": "/ssm/pipelines"},
+    {"OutputS3BucketName": "ops.command-logs"},
+    {"CloudWatchLogGroupName": "ssm_output.#1-a"},
+    {"OutputS3BucketName": "o1", "OutputS3KeyPrefix": "a!b_c.d*e'f(g)/h-"},
 ]
+OUTPUT_KEYS = {"OutputS3BucketName": "output_s3_bucket", "OutputS3KeyPrefix": "output_s3_key_prefix",
+               "CloudWatchLogGroupName": "cloudwatch_log_group"}
 
 
 def _ec2_config(**values: str) -> str:
@@ -364,6 +401,60 @@ def test_rendered_config_is_accepted_by_the_worker(render: Any, values: dict[str
     assert config.allowed_targets == (tuple(targets.split(",")) if targets else ())
     bucket = values.get("OutputBucket")
     assert config.parameters == ({"OutputBucket": (bucket,)} if bucket else {})
+
+
+@pytest.mark.parametrize("values", CONFIG_CASES)
+@pytest.mark.parametrize("render", [_ec2_config, _fargate_config], ids=["ec2", "fargate"])
+def test_rendered_config_sets_output_keys_only_when_asked(render: Any, values: dict[str, str]) -> None:
+    import yaml
+
+    data = yaml.safe_load(render(**values))
+    # An empty parameter writes no key at all (the worker's default, off), never an empty value.
+    assert {k for k in data if k in OUTPUT_KEYS.values()} == {OUTPUT_KEYS[p] for p in values if p in OUTPUT_KEYS}
+    config = parse_config(data, source=render.__name__)
+    for param, key in OUTPUT_KEYS.items():
+        assert getattr(config, key) == values.get(param)
+    expected: dict[str, Any] = {}
+    if "OutputS3BucketName" in values:
+        expected["OutputS3BucketName"] = values["OutputS3BucketName"]
+        if "OutputS3KeyPrefix" in values:
+            expected["OutputS3KeyPrefix"] = values["OutputS3KeyPrefix"]
+    if "CloudWatchLogGroupName" in values:
+        expected["CloudWatchOutputConfig"] = {"CloudWatchOutputEnabled": True,
+                                              "CloudWatchLogGroupName": values["CloudWatchLogGroupName"]}
+    assert output_options(config) == expected
+
+
+@pytest.mark.parametrize("name", ["worker-ec2.yml", "worker-fargate.yml"])
+def test_output_parameters_admit_only_safe_values(name: str) -> None:
+    """What the parameters admit is a value the worker accepts, and safe inside the YAML double quotes
+    (and the EC2 heredoc): no quote, backslash, whitespace or newline."""
+    params = template(name)["Parameters"]
+    for param in OUTPUT_KEYS:
+        pattern = re.compile(params[param]["AllowedPattern"])
+        assert params[param]["Default"] == "" and pattern.fullmatch("")
+        for bad in ('a"b', "a\\b", "a b", "a\nb", "a\tb", "a$b"):
+            assert not pattern.fullmatch(bad), f"{name} {param} admits {bad!r}"
+    assert not re.fullmatch(params["OutputS3KeyPrefix"]["AllowedPattern"], "x" * 501)
+    assert not re.fullmatch(params["CloudWatchLogGroupName"]["AllowedPattern"], "x" * 513)
+
+
+def _rule_holds(name: str, rule: str, **values: str) -> bool:
+    stack = Stack(name, **values)
+    body = stack.tpl["Rules"][rule]
+    if "RuleCondition" in body and not stack.eval(body["RuleCondition"]):
+        return True
+    return all(stack.eval(a["Assert"]) for a in body["Assertions"])
+
+
+@pytest.mark.parametrize("name", ["worker-ec2.yml", "worker-fargate.yml"])
+def test_key_prefix_without_bucket_is_refused(name: str) -> None:
+    """A prefix alone would be silently ignored by the worker: the stack refuses it instead."""
+    extra = {"PackageSpec": "x==1"} if name == "worker-ec2.yml" else {"ImageUri": "x"}
+    assert not _rule_holds(name, "KeyPrefixNeedsBucket", OutputS3KeyPrefix="logs/", **extra)
+    assert _rule_holds(name, "KeyPrefixNeedsBucket", OutputS3KeyPrefix="logs/", OutputS3BucketName="b1b", **extra)
+    assert _rule_holds(name, "KeyPrefixNeedsBucket", **extra)
+    assert _rule_holds(name, "KeyPrefixNeedsBucket", OutputS3BucketName="b1b", **extra)
 
 
 @pytest.mark.parametrize("values", CONFIG_CASES)

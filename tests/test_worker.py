@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
+import zipfile
 
 from conftest import (
     ACTION_TYPE,
@@ -406,3 +408,32 @@ def test_full_output_destinations_are_sent_and_named_in_failures(harness: Harnes
     command_id = harness.emu.ssm.sent_commands[0].command_id
     assert (f"(full output: s3://ops-command-logs/pipelines/{command_id}/ and CloudWatch Logs group "
             f"/ssm/pipelines (streams {command_id}/…))") in final.request["failureDetails"]["message"]
+
+
+def test_output_artifact_is_written_with_job_credentials_and_kms(harness: Harness) -> None:
+    harness.emu.put_artifact(BUCKET, "out/source.zip",
+                             {"abc.json": json.dumps({"instance_id": INSTANCE, "message": "with output"})})
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-111122223333"
+    job_id = harness.emu.codepipeline.enqueue_job(
+        ACTION_TYPE, configuration={"DocumentName": DOCUMENT},
+        input_artifacts=[{"name": "SourceArtifact", "bucket": BUCKET, "key": "out/source.zip"}],
+        output_artifacts=[{"name": "RunResult", "bucket": BUCKET, "key": "out/result.zip"}],
+        encryption_key_id=key_arn)
+    execution = harness.emu.codepipeline.job(job_id).action_execution_id
+    worker = harness.start(harness.config())
+    final = harness.final(execution)
+    worker.stop()
+    assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
+    command_id = harness.emu.ssm.sent_commands[0].command_id
+    with zipfile.ZipFile(io.BytesIO(harness.emu.read_object(BUCKET, "out/result.zip"))) as archive:
+        report = json.loads(archive.read("ssm-command.json"))
+    assert report["CommandId"] == command_id and report["DocumentName"] == DOCUMENT
+    [instance] = report["Instances"]
+    assert instance["InstanceId"] == INSTANCE and instance["Status"] == "Success"
+    assert instance["Steps"][0]["ResponseCode"] == 0
+    assert "Message: with output" in instance["Steps"][0]["Output"]
+    final_job = harness.emu.codepipeline.jobs_for(execution)[-1]
+    [put] = [a for a in harness.emu.s3_accesses if a.operation == "PutObject" and a.key == "out/result.zip"]
+    assert put.access_key_id == final_job.credentials["accessKeyId"]
+    head = harness.client("s3").head_object(Bucket=BUCKET, Key="out/result.zip")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_arn

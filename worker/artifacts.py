@@ -144,6 +144,17 @@ def check_spec_size(name: str, size: int, max_bytes: int) -> None:
                         "(spec_max_bytes); keep only targets and parameters in it")
 
 
+def write_output(client: Any, artifact: Artifact, files: dict[str, bytes], *, kms_key_id: str | None) -> None:
+    """Upload the action's output artifact (a zip), encrypted as CodePipeline expects (SSE-KMS)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, body in files.items():
+            archive.writestr(name, body)
+    extra = {"SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+    client.put_object(Bucket=artifact.bucket, Key=artifact.key, Body=buf.getvalue(), ServerSideEncryption="aws:kms",
+                      **extra)
+
+
 def presigned_url(client: Any, artifact: Artifact, expires: int) -> str:
     """A GET URL for the exact artifact revision, signed with the job's credentials."""
     return client.generate_presigned_url("get_object", Params={"Bucket": artifact.bucket, "Key": artifact.key},

@@ -70,6 +70,24 @@ def progress(ssm: Any, command_id: str) -> Progress:
     return Progress(command_id, tuple(sorted(invocations, key=lambda i: i.instance_id)))
 
 
+def command_report(ssm: Any, command_id: str, document: str) -> dict[str, Any]:
+    """What the command did on each instance and step (the output artifact's content).
+
+    One paginated ListCommandInvocations with details: per step the status, exit code and the
+    first 2,500 characters of output that SSM keeps there.
+    """
+    instances = []
+    paginator = ssm.get_paginator("list_command_invocations")
+    for page in paginator.paginate(CommandId=command_id, Details=True):
+        for inv in page.get("CommandInvocations", []):
+            steps = [{"Name": p.get("Name"), "Status": p.get("Status"), "ResponseCode": p.get("ResponseCode"),
+                      "Output": p.get("Output", "")} for p in inv.get("CommandPlugins", [])]
+            instances.append({"InstanceId": inv["InstanceId"], "Status": inv["Status"],
+                              "StatusDetails": inv.get("StatusDetails", ""), "Steps": steps})
+    return {"CommandId": command_id, "DocumentName": document,
+            "Instances": sorted(instances, key=lambda i: i["InstanceId"])}
+
+
 def command_record(ssm: Any, command_id: str) -> dict[str, Any] | None:
     """The command itself (status, counts, comment); None if SSM does not know it."""
     commands = ssm.list_commands(CommandId=command_id).get("Commands", [])

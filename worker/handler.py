@@ -7,6 +7,7 @@ hand-back), a final success, or a failure whose type comes from `errors.failure_
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -372,12 +373,24 @@ class Handler:
             return handback(cp, summary, prog.percent if prog else 0)
         document = job.configuration.get("DocumentName", "")
         if final.succeeded:
+            if job.output_artifacts:
+                self.write_output(job, cp.command_id, document)
             return Outcome("success", f"SSM command {cp.command_id} succeeded on {len(final.invocations)} "
                            "instance(s)", external_id=cp.command_id, percent=100,
                            output_variables={"CommandId": cp.command_id, "Status": "Success",
                                              "InstanceIds": ",".join(i.instance_id for i in final.invocations)[:1000]})
         message = self._call(commands.failure_message, self.clients.ssm, final, document=document, limit=5000)
         return Outcome("failure", message, external_id=cp.command_id)
+
+    def write_output(self, job: Job, command_id: str, document: str) -> None:
+        """The action's output artifact: ssm-command.json, what the command did on each instance and step."""
+        report = self._aws("reading the command's results", commands.command_report, self.clients.ssm, command_id,
+                           document)
+        artifact = job.output_artifacts[0]
+        self._aws(f"writing output artifact {artifact.name!r} to s3://{artifact.bucket}/{artifact.key}",
+                  artifacts.write_output, self.clients.s3.for_job(job.credentials), artifact,
+                  {"ssm-command.json": json.dumps(report, indent=2).encode()}, kms_key_id=job.encryption_key_id)
+        log.info("output.written", artifact=artifact.name)
 
     def report(self, job_id: str, outcome: Outcome) -> None:
         """Make the job's one result call, retrying transient errors.

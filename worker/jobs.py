@@ -51,6 +51,7 @@ class Job:
     pipeline_execution_id: str
     input_artifacts: tuple[Artifact, ...]
     credentials: Credentials | None = field(repr=False)
+    output_artifacts: tuple[Artifact, ...] = ()
     continuation_token: str | None = None
     encryption_key_id: str | None = None
 
@@ -59,10 +60,11 @@ class Job:
         data = raw.get("data", {})
         ctx = data.get("pipelineContext", {})
         creds = data.get("artifactCredentials")
-        arts = tuple(
-            Artifact(a.get("name", ""), a["location"]["s3Location"]["bucketName"],
-                     a["location"]["s3Location"]["objectKey"], a.get("revision"))
-            for a in data.get("inputArtifacts", []) if a.get("location", {}).get("s3Location"))
+        def artifacts(key: str) -> tuple[Artifact, ...]:
+            return tuple(Artifact(a.get("name", ""), a["location"]["s3Location"]["bucketName"],
+                                  a["location"]["s3Location"]["objectKey"], a.get("revision"))
+                         for a in data.get(key, []) if a.get("location", {}).get("s3Location"))
+
         return cls(
             id=raw["id"], nonce=raw.get("nonce", ""), account_id=raw.get("accountId", ""),
             configuration=dict(data.get("actionConfiguration", {}).get("configuration", {})),
@@ -70,7 +72,8 @@ class Job:
             action_name=ctx.get("action", {}).get("name", ""),
             action_execution_id=ctx.get("action", {}).get("actionExecutionId", ""),
             pipeline_execution_id=ctx.get("pipelineExecutionId", ""),
-            input_artifacts=arts,
+            input_artifacts=artifacts("inputArtifacts"),
+            output_artifacts=artifacts("outputArtifacts"),
             credentials=Credentials(creds["accessKeyId"], creds["secretAccessKey"], creds["sessionToken"])
             if creds else None,
             continuation_token=data.get("continuationToken"),
