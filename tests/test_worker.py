@@ -437,3 +437,19 @@ def test_output_artifact_is_written_with_job_credentials_and_kms(harness: Harnes
     assert put.access_key_id == final_job.credentials["accessKeyId"]
     head = harness.client("s3").head_object(Bucket=BUCKET, Key="out/result.zip")
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_arn
+
+
+def test_foreign_continuation_token_fails_with_advice(harness: Harness) -> None:
+    job_id = harness.emu.codepipeline.enqueue_job(
+        ACTION_TYPE, configuration={"DocumentName": DOCUMENT},
+        input_artifacts=[{"name": "SourceArtifact", "bucket": BUCKET, "key": "none.zip"}],
+        continuation_token="step-functions-state-v0")
+    execution = harness.emu.codepipeline.job(job_id).action_execution_id
+    worker = harness.run_once(harness.config())
+    assert worker.proc.returncode == 0
+    final = harness.final(execution)
+    assert final.request["failureDetails"] == {
+        "type": "JobFailed",
+        "message": "the job's continuation token was not written by this worker version ('step-functions-state-v0'); "
+                   "retry the stage to start it afresh, after checking in SSM that its command is not still running"}
+    assert harness.sends() == []

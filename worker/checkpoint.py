@@ -42,4 +42,6 @@ def decode(token: str) -> Checkpoint:
             return Checkpoint(SENT, str(body["command_id"]), float(body["sent_at"]))
         return Checkpoint(PLANNED)
     except (ValueError, KeyError, TypeError) as exc:
-        raise BadToken(f"the job's continuation token was not written by this worker version: {token[:80]!r}") from exc
+        raise BadToken(f"the job's continuation token was not written by this worker version ({token[:80]!r}); "
+                       "retry the stage to start it afresh, after checking in SSM that its command is not "
+                       "still running") from exc

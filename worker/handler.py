@@ -216,6 +216,7 @@ class Handler:
             self._record(journal.ENDED, job.id)
             return
         self._record(journal.CLAIMED, job.id)
+        self.in_flight.claimed(job.id, Checkpoint(PLANNED))  # before anything can fail: the report needs it
         log.info("job.claimed", continuation=bool(job.continuation_token))
         try:
             outcome = self.run(job)

@@ -206,12 +206,15 @@ class CodePipelineBackend:
         action_name: str = "RunOnVM",
         pipeline_execution_id: str | None = None,
         encryption_key_id: str | None = None,
+        continuation_token: str | None = None,
     ) -> str:
         """Queue a job as a pipeline execution reaching the action would; returns the job id.
 
         Artifacts are dicts with ``name``, ``bucket``, ``key`` and optionally
         ``revision``. The configuration and artifact counts are checked against
         the action type, as CodePipeline checks a pipeline declaration.
+        ``continuation_token`` queues the job as if a previous job had handed it back
+        (e.g. with a token some other job worker wrote).
         """
         with self._lock:
             kind = self._types.get(_type_key(action_type))
@@ -234,6 +237,8 @@ class CodePipelineBackend:
             }
             if encryption_key_id:
                 data["encryptionKey"] = {"id": encryption_key_id, "type": "KMS"}
+            if continuation_token:
+                data["continuationToken"] = continuation_token
             return self._queue(kind.type_id, data, delay=0.0).id
 
     def job(self, job_id: str) -> JobRecord:
