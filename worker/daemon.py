@@ -102,13 +102,19 @@ class Daemon:
             for job in polled or []:
                 future = pool.submit(contextvars.copy_context().run, self.handler.process, job)
                 self.in_flight[future] = job.id
-                future.add_done_callback(lambda f: self.in_flight.pop(f, None))
+                future.add_done_callback(self._job_done)
             if self.once:
                 break
             self.interval = self.config.poll_interval_min if polled else \
                 min(self.interval * 2, self.config.poll_interval_max)
             self.stop.wait(self.interval)
         return self._shut_down(pool, status)
+
+    def _job_done(self, future: Future[None]) -> None:
+        job_id = self.in_flight.pop(future, None)
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # Handler.process catches everything it expects; this is a bug, say so
+            log.error("job.crashed", job_id=job_id, error=repr(error))
 
     def _shut_down(self, pool: ThreadPoolExecutor, status: int) -> int:
         """Warm stop: in-flight jobs see the flag and hand themselves back; wait for them, within a bound."""

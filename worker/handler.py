@@ -201,8 +201,13 @@ class Handler:
             raise classify(exc, what) from exc
 
     def _record(self, event: str, job_id: str, **fields: object) -> None:
-        if self.journal:
+        """Journal a step; a journal that cannot be written (disk full) weakens crash recovery, not the job."""
+        if not self.journal:
+            return
+        try:
             self.journal.record(event, job_id, **fields)
+        except OSError as exc:
+            log.error("journal.write_failed", journal_event=event, error=str(exc))
 
     # -- the job ---------------------------------------------------------------------------------
     def process(self, job: Job) -> None:
