@@ -51,6 +51,9 @@ class Stack:
         params = self.tpl.get("Parameters", {})
         unknown = set(values) - set(params)
         assert not unknown, f"{name} has no parameter(s) {unknown}"
+        for k, v in values.items():  # only values CloudFormation would accept
+            assert re.fullmatch(params[k].get("AllowedPattern", ".*"), str(v), re.DOTALL), f"{name} {k}={v!r}"
+            assert str(v) in map(str, params[k].get("AllowedValues", [v])), f"{name} {k}={v!r}"
         self.params = {k: str(values.get(k, p.get("Default", f"<{k}>"))) for k, p in params.items()}
         self.conditions = {k: self.eval(v) for k, v in self.tpl.get("Conditions", {}).items()}
 
@@ -364,7 +367,7 @@ CONFIG_CASES = [
      "CloudWatchLogGroupName": "/ssm/pipelines"},
     {"OutputS3BucketName": "ops.command-logs"},
     {"CloudWatchLogGroupName": "ssm_output.#1-a"},
-    {"OutputS3BucketName": "o1", "OutputS3KeyPrefix": "a!b_c.d*e'f(g)/h-"},
+    {"OutputS3BucketName": "o1o", "OutputS3KeyPrefix": "a!b_c.d*e'f(g)/h-"},
 ]
 OUTPUT_KEYS = {"OutputS3BucketName": "output_s3_bucket", "OutputS3KeyPrefix": "output_s3_key_prefix",
                "CloudWatchLogGroupName": "cloudwatch_log_group"}
