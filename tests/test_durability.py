@@ -131,6 +131,7 @@ def test_sigkill_with_the_send_under_way(harness: Harness, tmp_path: Path, reach
     restart finds nothing and the next job sends it. Either way exactly one command runs.
     """
     config = harness.config(state_dir=str(tmp_path / "state"))
+    harness.emu.ssm.list_commands_visibility_delay = 2.0  # SSM indexes a new command with a lag
     fault = {} if reached_ssm else {"status": 500}  # a delayed request that SSM then carries out, or refuses
     harness.emu.faults.inject("SendCommand", delay=2, times=1, **fault)
     execution = harness.enqueue()

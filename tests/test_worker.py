@@ -299,6 +299,8 @@ def test_throttling_on_poll_and_status_checks(harness: Harness) -> None:
 
 
 def test_ambiguous_send_error_does_not_send_twice(harness: Harness) -> None:
+    """SendCommand ran but its answer was a 500, and ListCommands shows the command only 2 s later."""
+    harness.emu.ssm.list_commands_visibility_delay = 2.0
     harness.emu.faults.inject("SendCommand", status=500, times=1, after=True)
     execution = harness.enqueue()
     worker = harness.start(harness.config())

@@ -308,27 +308,36 @@ class Handler:
                         f"Sent SSM command {command_id} ({name} v{version}) to {targets} instance(s)")
 
     def send(self, job: Job, plan: Plan, claimed_at: datetime) -> str:
-        """SendCommand at most once: after an error that may have reached SSM, look for the command first."""
-        ambiguous = False
+        """SendCommand at most once: after an error that may have reached SSM, look for the command first.
+
+        The look waits until LIST_VISIBILITY has passed since that error, so a command SSM is still
+        indexing is found rather than sent again; if the worker is stopping before it can be sure,
+        the job fails with SendUncertain instead of risking a second command.
+        """
+        uncertain_since: float | None = None
 
         def attempt() -> str:
-            nonlocal ambiguous
-            if ambiguous:
+            nonlocal uncertain_since
+            if uncertain_since is not None:
+                self.stop.wait(max(0.0, uncertain_since + LIST_VISIBILITY - time.time()))
                 found = commands.find_sent(self.clients.ssm, job.id, plan.document_name, claimed_at)
                 if found:
                     log.warning("command.found_after_error", command_id=found)
                     return found
+                if self.stop.is_set():
+                    raise SendUncertain("the worker is stopping before it could tell whether the command went out")
             try:
                 return commands.send(self.clients.ssm_send, plan)
             except Exception as exc:
-                ambiguous = ambiguous or maybe_executed(exc)
+                if uncertain_since is None and maybe_executed(exc):
+                    uncertain_since = time.time()
                 raise
 
         try:
             return self._call(attempt)
         except Exception as exc:
             error = classify(exc, f"sending document {plan.document_name!r}")
-            if ambiguous:
+            if uncertain_since is not None:
                 raise SendUncertain(f"{error}; the command may have run: look for an SSM command whose comment "
                                     f"starts with 'job {job.id}' before running the stage again") from exc
             raise error from exc
