@@ -425,8 +425,13 @@ def test_status_sequence_and_invisible_start(make_emulator: Callable[..., Emulat
     final = ssm.get_command_invocation(CommandId=command_id, InstanceId=LINUX)
     assert final["StandardOutputContent"] == "started\nfinished\n"
     assert final["PluginName"] == "Slow" and final["Comment"] == "job 42 "
-    [listed] = ssm.list_commands(CommandId=command_id)["Commands"]
-    assert (listed["Status"], listed["CompletedCount"], listed["ErrorCount"]) == ("Success", 1, 0)
+    # The plugin's result can show a moment before the invocation (and the command) records its end.
+    def listed() -> tuple[str, int, int]:
+        [command] = ssm.list_commands(CommandId=command_id)["Commands"]
+        return command["Status"], command["CompletedCount"], command["ErrorCount"]
+
+    wait_until(lambda: listed()[0] != "InProgress", timeout=5)
+    assert listed() == ("Success", 1, 0)
 
 
 def test_real_exit_code_and_output(emu: Emulator) -> None:
