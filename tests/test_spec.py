@@ -49,7 +49,7 @@ def test_instance_ids_through_targets_count_for_allow_lists() -> None:
     (b'{"targets": [{"Key": "tag:Role"}]}', "targets[0] must be an object with exactly Key and Values"),
     (b'{"targets": [{"Key": "bogus", "Values": ["x"]}]}', "targets[0].Key 'bogus' is not a target key"),
     (b'{"instance_id": "i-0123456789abcdef0", "message": null}', "parameter 'message' is null"),
-    (b'{"instance_id": "i-0123456789abcdef0", "message": "a", "message": "b"}', "key 'message' appears twice"),
+    (b'{"instance_id": "i-0123456789abcdef0", "message": "a", "message": "b"}', "abc.json: duplicate key 'message' in the same object; keep one"),
     (b'{"instance_id": "i-0123456789abcdef0", "m": "a", "parameters": {"m": "b"}}',
      "given both at the top level and in 'parameters'"),
     (b'{"instance_id": "i-0123456789abcdef0", "parameters": ["m"]}', "'parameters' must be an object"),

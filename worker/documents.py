@@ -158,7 +158,8 @@ def _yaml_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, 
 _YamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _yaml_mapping)
 
 
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads hook: a duplicate key in developer-written JSON is an error, not a silent last-wins."""
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
@@ -194,7 +195,7 @@ def _parse(content: str | bytes | Mapping[str, Any], source: str) -> Mapping[str
     text = content.lstrip("\ufeff")
     if text.lstrip().startswith("{"):
         try:
-            data = json.loads(text, object_pairs_hook=_json_object)
+            data = json.loads(text, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as exc:
             raise DocumentError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
                                 "fix the syntax") from exc

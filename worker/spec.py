@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker.documents import unique_keys
 from worker.errors import ParameterError, Problem, SpecError
 
 # From botocore's SSM model (SendCommand input); tests/test_spec.py checks they still agree.
@@ -56,15 +57,6 @@ class Spec:
         """Instance ids named directly or through an InstanceIds target (what allow-lists check)."""
         via_targets = tuple(v for t in self.targets if t.key == "InstanceIds" for v in t.values)
         return self.instance_ids + via_targets
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise SpecError(f"key {key!r} appears twice in the same object; keep one")
-        seen[key] = value
-    return seen
 
 
 def parameter_values(name: str, value: Any, *, source: str) -> tuple[str, ...]:
@@ -133,11 +125,11 @@ def parse_spec(raw: bytes, *, source: str = "abc.json") -> Spec:
     except UnicodeDecodeError as exc:
         raise SpecError(f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
+        data = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    except SpecError as exc:
-        raise SpecError(f"{source}: {exc}") from exc
+    except ValueError as exc:  # unique_keys
+        raise SpecError(f"{source}: {exc} in the same object; keep one") from exc
     if not isinstance(data, dict):
         raise SpecError(f"{source} must hold a JSON object, like "
                         '{"instance_id": "i-0123456789abcdef0", "message": "hello"}')
