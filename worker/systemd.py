@@ -29,15 +29,6 @@ def notify(*messages: str) -> bool:
     return True
 
 
-def watchdog_seconds() -> float | None:
-    """How often systemd expects WATCHDOG=1 (half its WatchdogSec), or None when no watchdog is set."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid != str(os.getpid())):
-        return None
-    return int(usec) / 2_000_000
-
-
 def unit_file(executable: str, config: str = DEFAULT_CONFIG) -> str:
     """The unit file shipped with the package, pointing at this installation's executable."""
     template = resources.files("worker").joinpath("data", UNIT_NAME).read_text(encoding="utf-8")
