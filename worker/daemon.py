@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextvars
 import fcntl
 import os
-import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,6 +22,7 @@ from botocore.config import Config as BotoConfig
 
 from worker import __version__, systemd
 from worker.artifacts import S3Clients
+from worker.clock import Clock
 from worker.config import Config
 from worker.errors import ConfigFileError, aws_code
 from worker.handler import Clients, Handler
@@ -35,9 +35,13 @@ SHUTDOWN_GRACE = 3.0  # seconds in-flight jobs get to hand themselves back after
 RECOVERY_INTERVAL = 60.0
 
 
-def build_clients(config: Config) -> Clients:
-    """Clients with the worker's own credentials; endpoints come from AWS_ENDPOINT_URL[_<SERVICE>]."""
-    session = boto3.session.Session(region_name=config.region)
+def build_clients(config: Config, session: boto3.session.Session | None = None) -> Clients:
+    """Clients with the worker's own credentials; endpoints come from AWS_ENDPOINT_URL[_<SERVICE>].
+
+    `session` defaults to the standard chain (environment, profile, instance role); a caller with
+    its own (the in-process tests: the emulator's endpoint and keys) passes it instead.
+    """
+    session = session or boto3.session.Session(region_name=config.region)
     if not session.region_name:
         raise ConfigFileError("no AWS region: set 'region' in the config file or AWS_REGION in the environment")
     base = BotoConfig(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=20,
@@ -68,20 +72,22 @@ class Daemon:
     """rq-style loop: check the stop flag, recover, poll, dispatch, heartbeat, sleep."""
 
     def __init__(self, config: Config, clients: Clients, *, once: bool = False,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, clock: Clock | None = None) -> None:
         self.config = config
         self.once = once
         self.stop = stop or threading.Event()
+        self.clock = clock or Clock()
         state_dir = config.state_dir or os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=
         self._lock_fd = _lock_state_dir(Path(state_dir)) if state_dir else None
         self.journal = Journal(state_dir) if state_dir else None
-        self.handler = Handler(config, clients, self.stop, self.journal)
+        self.handler = Handler(config, clients, self.stop, self.journal, self.clock)
         self.api = JobAPI(clients.codepipeline, config.action_type, config.query_param)
         self.heartbeat = heartbeat_path(replace(config, state_dir=state_dir))
         self.interval = config.poll_interval_min
         self.in_flight: dict[Future[None], str] = {}
         self._ready = False
         self._last_recovery = 0.0
+        self.threads_left = False  # set at shutdown when job threads are still stuck in AWS calls
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -107,7 +113,7 @@ class Daemon:
                 break
             self.interval = self.config.poll_interval_min if polled else \
                 min(self.interval * 2, self.config.poll_interval_max)
-            self.stop.wait(self.interval)
+            self.clock.wait(self.stop, self.interval)
         return self._shut_down(pool, status)
 
     def _job_done(self, future: Future[None]) -> None:
@@ -133,12 +139,15 @@ class Daemon:
                     if job_id and not self.handler.take_over(job_id)]
             if left:
                 log.warning("worker.abandoned_jobs", jobs=sorted(left), journal=bool(self.journal))
-            log.info("worker.stopped", status=status)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
+            self.threads_left = True  # the caller ends the process without waiting for them (cli)
         log.info("worker.stopped", status=status)
         return status
+
+    def close(self) -> None:
+        """Release the state directory (process exit does it too; an embedding caller calls this)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _recover(self) -> None:
         """Finish journaled jobs that no thread of this process is working on (at start, then now and then)."""

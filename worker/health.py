@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def heartbeat_path(config: Config) -> Path:
 
 
 def beat(path: Path, *, in_flight: int, polled_ok: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer: no race
     tmp.write_text(json.dumps({"pid": os.getpid(), "at": time.time(), "in_flight": in_flight,
                                "polled_ok": polled_ok}))
     os.replace(tmp, path)
