@@ -335,5 +335,5 @@ def test_aws_fetches_the_document_as_the_daemon_does(emulator: Emulator) -> None
     report = json.loads(result.stdout)
     assert report["request"] == {**EXAMPLE_REQUEST, "DocumentVersion": "1"}
     assert report["checks"][2]["detail"].startswith(f"{DOCUMENT}: version 1 from SSM (DescribeDocument, GetDocument)")
-    assert configuration_error(cli(EXAMPLE, "--aws", "--document", "nope", env=emulator.env())) == (
+    assert configuration_error(dry_run(EXAMPLE, "--aws", "--document", "nope", env=emulator.env())) == (
         "fetching document 'nope': InvalidDocument: Document nope does not exist")

@@ -456,7 +456,7 @@ def test_foreign_continuation_token_fails_with_advice(harness: Harness) -> None:
         input_artifacts=[{"name": "SourceArtifact", "bucket": BUCKET, "key": "none.zip"}],
         continuation_token="step-functions-state-v0")
     execution = harness.emu.codepipeline.job(job_id).action_execution_id
-    worker = harness.run_once_in_process(harness.config())
+    worker = harness.run_once(harness.config())  # a process: `run --once` exits 0 once the polled job ended
     assert worker.returncode == 0
     final = harness.final(execution)
     assert final.request["failureDetails"] == {
