@@ -168,9 +168,6 @@ class InProcessWorker:
     def log_text(self) -> str:
         return "\n".join(self.sink.lines)
 
-    def running(self) -> bool:
-        return self.thread.is_alive()
-
     def wait(self, timeout: float = 60.0) -> int | None:
         """The loop's exit status, once it has returned; its exception, if it raised one."""
         self.thread.join(timeout)
