@@ -1,9 +1,9 @@
 """Input artifacts in S3, read with the job's own artifact credentials.
 
 The artifact is a zip that can be large (a whole checkout); the worker needs one small member.
-`RangeReader` is a seekable file over ranged GETs, so `zipfile` reads the end-of-archive record,
-the central directory and that member only: a handful of requests whatever the archive's size,
-and nothing is extracted to disk.
+`RangeReader` is a seekable file over ranged GETs, so `archive.read_zip_member` reads the end
+record, the central directory and that member only: a handful of requests whatever the archive's
+size, and nothing is extracted to disk.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ from __future__ import annotations
 import io
 import threading
 import zipfile
-from typing import IO, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from worker.archive import TAIL, read_zip_member, spec_member
 from worker.errors import SpecError
 from worker.jobs import Artifact, Credentials
 
-BLOCK = 64 * 1024  # one GET fetches at least this much: EOCD + central directory usually fit
+BLOCK = 64 * 1024  # a GET after the first fetches at least this much
 
 
 class S3Clients:
@@ -48,14 +49,14 @@ class RangeReader(io.RawIOBase):
     """A read-only, seekable view of one S3 object, fetched by byte ranges on demand.
 
     The first request is a suffix range: it learns the size and holds the zip's tail (end
-    record and central directory) in one round trip. Later ranges carry IfMatch, so an artifact
-    replaced mid-read fails loudly instead of mixing two archives.
+    record, and usually the central directory) in one round trip. Later ranges carry IfMatch, so
+    an artifact replaced mid-read fails loudly instead of mixing two archives.
     """
 
     def __init__(self, client: Any, bucket: str, key: str) -> None:
         self.client, self.bucket, self.key = client, bucket, key
         self.requests = 0
-        resp = self._get(f"bytes=-{BLOCK}")
+        resp = self._get(f"bytes=-{TAIL}")
         body = resp["Body"].read()
         content_range = resp.get("ContentRange") or ""
         self.size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else len(body)
@@ -98,6 +99,7 @@ class RangeReader(io.RawIOBase):
 
 def read_member(client: Any, artifact: Artifact, member: str, *, max_bytes: int) -> bytes:
     """One member of the artifact zip in S3, at most `max_bytes` uncompressed; raises SpecError otherwise."""
+    spec_member(member)  # a bad SpecFile property fails before any request
     try:
         reader = RangeReader(client, artifact.bucket, artifact.key)
     except ClientError as exc:
@@ -105,43 +107,6 @@ def read_member(client: Any, artifact: Artifact, member: str, *, max_bytes: int)
             raise
         raise SpecError(f"input artifact {artifact.name!r} is empty; it must be a zip holding the spec file") from exc
     return read_zip_member(reader, artifact.name, member, max_bytes=max_bytes)
-
-
-def read_zip_member(fileobj: IO[bytes], artifact_name: str, member: str, *, max_bytes: int) -> bytes:
-    """The spec file from a zip (any seekable file: S3 ranges or a local artifact), size-capped."""
-    try:
-        archive = zipfile.ZipFile(fileobj)
-    except zipfile.BadZipFile as exc:
-        raise SpecError(f"input artifact {artifact_name!r} is not a zip archive ({exc}); the first input "
-                        "artifact must be the source output that contains the spec file") from exc
-    with archive:
-        name = member.lstrip("/")
-        try:
-            info = archive.getinfo(name)
-        except KeyError:
-            names = [n for n in archive.namelist() if not n.endswith("/")]
-            raise SpecError(missing_spec_message(name, artifact_name, names)) from None
-        check_spec_size(name, info.file_size, max_bytes)
-        with archive.open(info) as fh:
-            data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise SpecError(f"spec file {name!r} is larger than {max_bytes} bytes once decompressed (spec_max_bytes)")
-    return data
-
-
-def missing_spec_message(name: str, artifact_name: str, files: list[str]) -> str:
-    """Where the spec file might be instead, so the fix is one property away."""
-    near = [n for n in files if n.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]]
-    hint = (f"found it at {', '.join(near[:3])}: set the action's SpecFile property to that path"
-            if near else f"the archive holds {len(files)} files, e.g. {', '.join(files[:5]) or 'none'}; "
-            "commit the spec file at the repository root or set the action's SpecFile property")
-    return f"spec file {name!r} not found in input artifact {artifact_name!r}; {hint}"
-
-
-def check_spec_size(name: str, size: int, max_bytes: int) -> None:
-    if size > max_bytes:
-        raise SpecError(f"spec file {name!r} is {size} bytes; the limit is {max_bytes} "
-                        "(spec_max_bytes); keep only targets and parameters in it")
 
 
 def write_output(client: Any, artifact: Artifact, files: dict[str, bytes], *, kms_key_id: str | None) -> None:
