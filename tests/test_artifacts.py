@@ -19,9 +19,8 @@ import boto3
 import pytest
 from conftest import ACTION_TYPE, BUCKET, DOCUMENT, INSTANCE, Harness
 
-from worker import archive
-from worker.archive import read_zip_member, spec_member
-from worker.artifacts import read_member
+from worker import artifacts
+from worker.artifacts import read_member, read_zip_member, spec_member
 from worker.errors import SpecError
 from worker.jobs import Artifact
 from worker.local import Emulator
@@ -35,9 +34,9 @@ READ_MEMORY = 8 * MiB  # what one read may allocate at its peak, whatever the ar
 
 def zipped(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive_:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, body in files.items():
-            archive_.writestr(name, body)
+            archive.writestr(name, body)
     return buffer.getvalue()
 
 
@@ -146,9 +145,9 @@ def test_stored_deflated_zip64_and_prefixed_archives_are_read() -> None:
                  stored_zip([*empty_files(70_000), (b"abc.json", SPEC)])):  # zip64 end records
         assert read(data) == SPEC
     with_comment = io.BytesIO()
-    with zipfile.ZipFile(with_comment, "w") as archive_:
-        archive_.writestr("abc.json", SPEC)
-        archive_.comment = b"PK\x05\x06 a comment that looks like an end record" * 1000
+    with zipfile.ZipFile(with_comment, "w") as archive:
+        archive.writestr("abc.json", SPEC)
+        archive.comment = b"PK\x05\x06 a comment that looks like an end record" * 1000
     assert read(with_comment.getvalue()) == SPEC
 
 
@@ -206,7 +205,7 @@ def test_deflate_bombs_are_capped_whatever_the_headers_say() -> None:
     result, peak, read = bounded_read(lying_deflate_bomb())
     assert str(result) == f"spec file 'abc.json' is larger than {MAX_BYTES} bytes once decompressed (spec_max_bytes)"
     assert peak < READ_MEMORY
-    assert read <= archive.compressed_limit(MAX_BYTES) + 2 * archive.TAIL
+    assert read <= artifacts.compressed_limit(MAX_BYTES) + 2 * artifacts.TAIL
 
 
 def test_200000_directory_entries_are_refused_before_the_directory_is_read() -> None:
@@ -217,7 +216,7 @@ def test_200000_directory_entries_are_refused_before_the_directory_is_read() -> 
         "and 8388608 bytes of central directory (limits against hostile archives): keep generated files and "
         "dependencies out of the source repository")
     assert peak < READ_MEMORY
-    assert read <= archive.TAIL + 100  # the end records only
+    assert read <= artifacts.TAIL + 100  # the end records only
 
 
 def test_an_end_record_that_lies_about_the_count_is_caught_by_size_or_by_counting(
@@ -225,7 +224,7 @@ def test_an_end_record_that_lies_about_the_count_is_caught_by_size_or_by_countin
     too_big = stored_zip(empty_files(200_000), declared=1)
     size = sum(46 + len(name) for name, _ in empty_files(200_000))
     assert refused(too_big).startswith(f"input artifact 'SourceArtifact' has a {size}-byte central directory; ")
-    monkeypatch.setattr(archive, "MAX_DIRECTORY_ENTRIES", 1000)  # the full-size case runs in the worker test below
+    monkeypatch.setattr(artifacts, "MAX_DIRECTORY_ENTRIES", 1000)  # the full-size case runs in the worker test below
     too_many = stored_zip(empty_files(1001), declared=1)
     assert refused(too_many).startswith("input artifact 'SourceArtifact' lists more than 1000 entries; ")
 

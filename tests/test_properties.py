@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_artifacts import READ_MEMORY, Counting, in_both_headers
 
-from worker.archive import read_zip_member
+from worker.artifacts import read_zip_member
 from worker.documents import PARAMETER_TYPES, load_document, validate_parameters
 from worker.errors import ConfigurationError
 from worker.spec import parse_spec

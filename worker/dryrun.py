@@ -4,7 +4,7 @@ A developer editing abc.json or an SSM document learns about a mistake here, not
 pipeline run and a trip to the console.
 
 **Same code path as the daemon** (`Handler.start`). For a zip PATH the spec bytes come from
-`archive.read_zip_member`; for a directory the file is read with the same SpecFile rule
+`artifacts.read_zip_member`; for a directory the file is read with the same SpecFile rule
 (`spec_member`: relative, no ``..``), the same size check (`check_spec_size`) and the same
 missing-file message (`missing_spec_message`, files listed relative to PATH), and never from outside
 PATH (a symbolic link leading out is refused). Then `spec.parse_spec`, `plan.check_document`, the document, `plan.auto_parameters` and
@@ -61,7 +61,7 @@ from typing import Any, Self, TextIO
 
 import boto3
 
-from worker.archive import (
+from worker.artifacts import (
     check_spec_size,
     missing_spec_message,
     read_zip_member,
