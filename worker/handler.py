@@ -45,7 +45,14 @@ from worker.errors import (
 )
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
-from worker.plan import Plan, auto_parameters, check_document, job_comment, make_plan
+from worker.plan import (
+    Plan,
+    auto_parameters,
+    check_document,
+    document_version,
+    job_comment,
+    make_plan,
+)
 from worker.spec import parse_spec
 
 log = structlog.get_logger("worker")
@@ -87,11 +94,13 @@ class DocumentCache:
         self._lock = threading.Lock()
 
     def get(self, name: str, version: str | None) -> tuple[str, Document]:
-        if version and version.isdigit():
-            resolved = version
+        """The resolved version number and the document; `version` is the action's DocumentVersion property."""
+        wanted = document_version(version)
+        if wanted.isdigit():
+            resolved = wanted
         else:
             desc = self.ssm.describe_document(Name=name)["Document"]
-            resolved = desc["LatestVersion"] if version == "$LATEST" else desc["DefaultVersion"]
+            resolved = desc["LatestVersion"] if wanted == "$LATEST" else desc["DefaultVersion"]
         key = (name, resolved)
         with self._lock:
             if key in self._docs:
