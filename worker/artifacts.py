@@ -31,7 +31,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from worker.errors import SpecError
+from worker.errors import ConfigurationError, SpecError
 from worker.jobs import Artifact, Credentials
 
 BLOCK = 64 * 1024  # a GET after the first fetches at least this much
@@ -77,12 +77,16 @@ class S3Clients:
         self._lock = threading.Lock()  # a session is not thread-safe; the clients it makes are
 
     def for_job(self, credentials: Credentials | None) -> Any:
+        """A client signed with the job's credentials; a job without them is refused, never read as the worker."""
+        if credentials is None:
+            raise ConfigurationError(
+                "the pipeline's artifact store gave no credentials for this job (the job has no artifactCredentials); "
+                "the worker reads and writes artifacts only with a job's own credentials, never with its own role: "
+                "check that the action has its input artifact and that the pipeline's artifact store is in S3")
         with self._lock:
             return self.session.client(
-                "s3", config=self.config,
-                aws_access_key_id=credentials.access_key_id if credentials else None,
-                aws_secret_access_key=credentials.secret_access_key if credentials else None,
-                aws_session_token=credentials.session_token if credentials else None)
+                "s3", config=self.config, aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key, aws_session_token=credentials.session_token)
 
 
 class RangeReader(io.RawIOBase):

@@ -27,7 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from worker import artifacts, commands, journal
+from worker import artifacts, commands, journal, redact
 from worker.checkpoint import PLANNED, SENT, Checkpoint, decode
 from worker.config import Config
 from worker.documents import Document, load_document
@@ -45,7 +45,14 @@ from worker.errors import (
 )
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
-from worker.plan import Plan, auto_parameters, check_document, job_comment, make_plan
+from worker.plan import (
+    Plan,
+    auto_parameters,
+    check_document,
+    document_version,
+    job_comment,
+    make_plan,
+)
 from worker.spec import parse_spec
 
 log = structlog.get_logger("worker")
@@ -87,11 +94,13 @@ class DocumentCache:
         self._lock = threading.Lock()
 
     def get(self, name: str, version: str | None) -> tuple[str, Document]:
-        if version and version.isdigit():
-            resolved = version
+        """The resolved version number and the document; `version` is the action's DocumentVersion property."""
+        wanted = document_version(version)
+        if wanted.isdigit():
+            resolved = wanted
         else:
             desc = self.ssm.describe_document(Name=name)["Document"]
-            resolved = desc["LatestVersion"] if version == "$LATEST" else desc["DefaultVersion"]
+            resolved = desc["LatestVersion"] if wanted == "$LATEST" else desc["DefaultVersion"]
         key = (name, resolved)
         with self._lock:
             if key in self._docs:
@@ -205,7 +214,7 @@ class Handler:
         if not self.journal:
             return
         try:
-            self.journal.record(event, job_id, **fields)
+            self.journal.record(event, job_id, **redact.scrub(fields))
         except OSError as exc:
             log.error("journal.write_failed", journal_event=event, error=str(exc))
 
@@ -213,6 +222,7 @@ class Handler:
     def process(self, job: Job) -> None:
         """Claim the job and see it through; the caller runs this in its own context copy."""
         structlog.contextvars.bind_contextvars(**job.log_context())
+        redact.bind(job.secrets(tuple(self.config.query_param)))  # ends with the job's context copy
         if self.stop.is_set():
             log.info("job.not_claimed", reason="worker stopping")  # unclaimed: CodePipeline hands it out again
             return
@@ -286,10 +296,13 @@ class Handler:
                                       job.configuration.get("DocumentVersion"))
         log.info("document.resolved", document=name, version=version)
 
+        def artifact_url() -> str:
+            url = artifacts.presigned_url(s3, artifact, self.config.artifact_url_expiry)
+            redact.add(redact.url_secrets(url))  # its signature is as secret as the credentials
+            return url
+
         auto = auto_parameters(document, job_id=job.id, pipeline_execution_id=job.pipeline_execution_id,
-                               source_revision=artifact.revision,
-                               artifact_url=lambda: artifacts.presigned_url(s3, artifact,
-                                                                            self.config.artifact_url_expiry))
+                               source_revision=artifact.revision, artifact_url=artifact_url)
         plan = make_plan(spec, document, document_name=name, document_version=version, config=self.config,
                          auto=auto, comment=job_comment(job.id, job.where))
         log.info("command.planned", document=name, version=version, parameters=sorted(plan.parameters))
@@ -402,9 +415,10 @@ class Handler:
         report = self._aws("reading the command's results", commands.command_report, self.clients.ssm, command_id,
                            document)
         artifact = job.output_artifacts[0]
+        body = json.dumps(redact.scrub(report), indent=2).encode()
         self._aws(f"writing output artifact {artifact.name!r} to s3://{artifact.bucket}/{artifact.key}",
                   artifacts.write_output, self.clients.s3.for_job(job.credentials), artifact,
-                  {"ssm-command.json": json.dumps(report, indent=2).encode()}, kms_key_id=job.encryption_key_id)
+                  {"ssm-command.json": body}, kms_key_id=job.encryption_key_id)
         log.info("output.written", artifact=artifact.name)
 
     def report(self, job_id: str, outcome: Outcome) -> None:

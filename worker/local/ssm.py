@@ -15,7 +15,9 @@ and the user guide's "Understanding command statuses"; StatusDetails are the
 API's CamelCase values ("InProgress", "ExecutionTimedOut", "DeliveryTimedOut")
 as the AWS CLI examples show them, not the guide's spaced headings. Output
 limits and truncation are the runner's (the agent's): 24,000 / 8,000
-characters, 2,500 for a plugin's Output. ``time_scale`` compresses both the
+characters, 2,500 for a plugin's Output. Output bytes that are not UTF-8 reach
+the API as U+FFFD, as from SSM Agent, whose Go JSON encoding replaces them (the
+runner decodes with errors="replace"). ``time_scale`` compresses both the
 delivery timeout (TimeoutSeconds) and step execution timeouts for tests.
 """
 
