@@ -1,4 +1,4 @@
-"""worker.documents: loading, parameter rules, {{ }} interpolation as SSM Agent does it, ENV_VAR, lint."""
+"""worker.ssmdoc: loading, parameter rules, {{ }} interpolation as SSM Agent does it, ENV_VAR, lint."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ from typing import Any
 
 import pytest
 
-from worker.documents import (
+from worker.errors import DocumentError, ParameterError, Problem
+from worker.ssmdoc import (
     Document,
-    environment,
     execution_timeout,
-    interpolate,
     lint_document,
     load_document,
-    pattern_matches,
-    pattern_portability,
-    script_lines,
     step_outcome,
     validate_parameters,
 )
-from worker.errors import DocumentError, ParameterError, Problem
+from worker.ssmdoc.agent import environment, interpolate, script_lines
+from worker.ssmdoc.regex import pattern_matches, pattern_portability
 
 # The seed article's ssm/windows.yml, as published.
 SEED_WINDOWS = """\

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from worker.documents import Document, load_document, validate_parameters
 from worker.local.runner import RunResult, StepResult, run_document
+from worker.ssmdoc import Document, load_document, validate_parameters
 
 FAST = 0.2  # time_scale: a document's 5 s timeout lasts 1 s (room for a busy machine to start the script)
 

@@ -61,15 +61,6 @@ import boto3
 
 from worker.artifacts import check_spec_size, missing_spec_message, read_zip_member
 from worker.config import ActionType, Config, load_config
-from worker.documents import (
-    Document,
-    Finding,
-    Step,
-    lint_document,
-    load_document,
-    step_outcome,
-    validate_parameters,
-)
 from worker.errors import (
     ConfigFileError,
     ConfigurationError,
@@ -91,6 +82,15 @@ from worker.plan import (
     make_plan,
 )
 from worker.spec import Spec, parse_spec
+from worker.ssmdoc import (
+    Document,
+    Finding,
+    Step,
+    lint_document,
+    load_document,
+    step_outcome,
+    validate_parameters,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIGURATION, EXIT_NOT_RUNNABLE = 0, 1, 2, 3
 DEPLOYED_PREFIX = "codepipeline-ssm-"  # cfn/documents.yml's NamePrefix default

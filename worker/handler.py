@@ -30,7 +30,6 @@ from tenacity import (
 from worker import artifacts, commands, journal
 from worker.checkpoint import PLANNED, SENT, Checkpoint, decode
 from worker.config import Config
-from worker.documents import Document, load_document
 from worker.errors import (
     DocumentError,
     SendUncertain,
@@ -47,6 +46,7 @@ from worker.jobs import Job, JobAPI
 from worker.journal import Journal
 from worker.plan import Plan, auto_parameters, check_document, job_comment, make_plan
 from worker.spec import parse_spec
+from worker.ssmdoc import Document, load_document
 
 log = structlog.get_logger("worker")
 T = TypeVar("T")

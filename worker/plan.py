@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.config import Config
-from worker.documents import Document, validate_parameters
 from worker.errors import NotAllowedError, ParameterError, Problem
 from worker.spec import Spec, Target, match_parameters
+from worker.ssmdoc import Document, validate_parameters
 
 # Parameters the worker fills from the job when the document declares them.
 AUTO_PARAMETERS = ("ArtifactUrl", "PipelineExecutionId", "SourceRevision", "JobId")

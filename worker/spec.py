@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.documents import unique_keys
 from worker.errors import ParameterError, Problem, SpecError
+from worker.ssmdoc import unique_keys
 
 # From botocore's SSM model (SendCommand input); tests/test_spec.py checks they still agree.
 INSTANCE_ID_PATTERN = r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)"

@@ -52,16 +52,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.documents import (
-    SCRIPT_ACTIONS,
-    Document,
-    Step,
+from worker.ssmdoc.agent import (
     environment,
     execution_timeout,
     interpolate,
     script_lines,
     step_outcome,
 )
+from worker.ssmdoc.model import SCRIPT_ACTIONS, Document, Step
 
 STDOUT_LIMIT = 24000
 STDERR_LIMIT = 8000

@@ -37,7 +37,10 @@ from typing import Any
 
 import yaml
 
-from worker.documents import (
+from worker.errors import DocumentError, ParameterError
+from worker.local.runner import RunResult, StepResult, run_document
+from worker.local.wire import ApiError
+from worker.ssmdoc import (
     PLATFORMS,
     Document,
     Parameter,
@@ -45,9 +48,6 @@ from worker.documents import (
     load_document,
     validate_parameters,
 )
-from worker.errors import DocumentError, ParameterError
-from worker.local.runner import RunResult, StepResult, run_document
-from worker.local.wire import ApiError
 
 DEFAULT_TIMEOUT_SECONDS = 3600
 """SendCommand's TimeoutSeconds when omitted (the user guide: the default delivery timeout)."""
