@@ -56,7 +56,8 @@ def test_every_module_has_a_floor() -> None:
 
 
 PURE_FILES = [p for name in PURE for p in ([PACKAGE / f"{name}.py"] if (PACKAGE / f"{name}.py").exists()
-                                          else sorted((PACKAGE / name).glob("*.py")))]
+                                          else sorted((PACKAGE / name).glob("*.py")))
+              if p.name != "runner.py"]  # the runner runs scripts: the one module of ssmdoc/ with I/O
 
 
 @pytest.mark.parametrize("path", PURE_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))

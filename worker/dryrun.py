@@ -73,7 +73,6 @@ from worker.errors import (
 )
 from worker.handler import DocumentCache
 from worker.jobs import DEFAULT_SPEC_FILE
-from worker.local.runner import RunResult, StepResult, not_runnable, run_document
 from worker.plan import (
     AUTO_PARAMETERS,
     auto_parameters,
@@ -91,6 +90,7 @@ from worker.ssmdoc import (
     step_outcome,
     validate_parameters,
 )
+from worker.ssmdoc.runner import RunResult, StepResult, not_runnable, run_document
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIGURATION, EXIT_NOT_RUNNABLE = 0, 1, 2, 3
 DEPLOYED_PREFIX = "codepipeline-ssm-"  # cfn/documents.yml's NamePrefix default

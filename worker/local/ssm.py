@@ -1,7 +1,7 @@
 """SSM documents and Run Command, with commands that really run on fake instances.
 
 moto's Run Command reports Success without running anything; here SendCommand
-runs the document's steps per target instance through ``worker.local.runner``
+runs the document's steps per target instance through ``worker.ssmdoc.runner``
 in a background thread, with SSM's lifecycle: an invocation is invisible for
 ``invocation_visibility_delay`` (GetCommandInvocation raises
 InvocationDoesNotExist, ListCommandInvocations returns nothing), Pending
@@ -38,7 +38,6 @@ from typing import Any
 import yaml
 
 from worker.errors import DocumentError, ParameterError
-from worker.local.runner import RunResult, StepResult, run_document
 from worker.local.wire import ApiError
 from worker.ssmdoc import (
     PLATFORMS,
@@ -48,6 +47,7 @@ from worker.ssmdoc import (
     load_document,
     validate_parameters,
 )
+from worker.ssmdoc.runner import RunResult, StepResult, run_document
 
 DEFAULT_TIMEOUT_SECONDS = 3600
 """SendCommand's TimeoutSeconds when omitted (the user guide: the default delivery timeout)."""

@@ -1,7 +1,9 @@
 """Runs an SSM Command document's steps on this machine the way SSM Agent would.
 
-Used by the local emulator's SendCommand and by dry-run. Behaviour follows the amazon-ssm-agent
-source (aws/amazon-ssm-agent):
+dry-run --execute runs a document with it in production, and the local emulator's SendCommand runs
+every command with it, so it lives beside the agent semantics it carries out (``agent``) and is the
+one module of the package with I/O: subprocesses, a scratch directory. Behaviour follows the
+amazon-ssm-agent source (aws/amazon-ssm-agent):
 
 - agent/framework/runpluginutil/runpluginutil.go RunPlugins: steps run in order; a step whose
   precondition fails is Skipped (a form of success); exit code 168 marks the step Success and 169
