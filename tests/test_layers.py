@@ -117,6 +117,12 @@ def test_the_emulator_uses_only_the_shared_pure_modules(path: Path) -> None:
     assert used <= SHARED_WITH_LOCAL, f"{_ids(path)} imports {used - SHARED_WITH_LOCAL} from the product"
 
 
+@pytest.mark.parametrize("path", EMULATOR, ids=_ids)
+def test_the_emulator_does_not_validate_with_the_workers_code(path: Path) -> None:
+    """A shared validator cannot catch its own mistakes: the emulator has its own (local/ssm_parameters.py)."""
+    assert not imported_modules(path) & {"worker.ssmdoc.params", "worker.ssmdoc.validate_parameters"}
+
+
 def test_loading_the_product_loads_neither_the_emulator_nor_moto() -> None:
     code = ("import sys, worker.cli, worker.daemon, worker.dryrun, worker.ssmdoc.runner; "
             "print(sorted(m for m in sys.modules if m.startswith(('worker.local', 'moto'))))")

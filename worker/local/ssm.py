@@ -37,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from worker.errors import DocumentError, ParameterError
+from worker.errors import DocumentError
+from worker.local.ssm_parameters import check_send_parameters
 from worker.local.wire import ApiError
 from worker.ssmdoc import (
     PLATFORMS,
@@ -45,7 +46,6 @@ from worker.ssmdoc import (
     Parameter,
     execution_timeout,
     load_document,
-    validate_parameters,
 )
 from worker.ssmdoc.runner import RunResult, StepResult, run_document
 
@@ -432,10 +432,8 @@ class SsmBackend:
         if params.get("DocumentHash") and params["DocumentHash"] != version.hash:
             raise ApiError("InvalidDocument", "The document hash does not match the requested version")
         instances = self._targets(params)
-        try:
-            values = validate_parameters(version.document, params.get("Parameters", {}))
-        except ParameterError as exc:
-            raise ApiError("InvalidParameters", str(exc)) from exc
+        values = {name: list(items) for name, items in params.get("Parameters", {}).items()}
+        check_send_parameters(record.name, version.document, values)
         now = time.monotonic()
         command = CommandRecord(
             command_id=str(uuid.uuid4()),

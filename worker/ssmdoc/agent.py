@@ -69,6 +69,17 @@ def default_items(parameter: Parameter) -> list[str]:
     return [_agent_text(default)]
 
 
+def with_defaults(document: Document, values: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """``values`` plus the declared default of each parameter not given: SendCommand carries only
+    what the caller set, and the agent fills in the rest from the document. A required parameter
+    that is missing stays missing (its ``{{ }}`` stays literal text)."""
+    filled = dict(values)
+    for name, parameter in document.parameters.items():
+        if name not in filled and not parameter.required:
+            filled[name] = default_items(parameter)
+    return filled
+
+
 def typed_values(values: Mapping[str, Any], document: Document | None) -> dict[str, Any]:
     """Values as the agent holds them: String -> str, StringList -> list, MapList -> list of objects."""
     typed: dict[str, Any] = {}

@@ -60,6 +60,7 @@ from worker.ssmdoc.agent import (
     interpolate,
     script_lines,
     step_outcome,
+    with_defaults,
 )
 from worker.ssmdoc.model import SCRIPT_ACTIONS, Document, Step
 
@@ -391,12 +392,13 @@ def run_document(document: Document, values: Mapping[str, list[str]], *, platfor
                  time_scale: float = 1.0) -> RunResult:
     """Run ``document``'s steps here as SSM Agent on a ``platform`` instance would.
 
-    ``values`` are complete and validated (``validate_parameters``). Steps run in ``workingDirectory``
-    (else ``workdir``, else a temporary directory removed afterwards) with os.environ + ``env`` +
-    the document's ``SSM_<Name>`` variables. ``on_output(step, "stdout"|"stderr", text)`` gets output
+    ``values`` are SendCommand's, validated; a parameter not given takes its declared default, as the
+    agent fills it in. Steps run in ``workingDirectory`` (else ``workdir``, else a temporary directory
+    removed afterwards) with os.environ + ``env`` + the document's ``SSM_<Name>`` variables. ``on_output(step, "stdout"|"stderr", text)`` gets output
     as it arrives; ``on_step`` each StepResult as its step ends. ``time_scale`` is wall-clock seconds
     per document second for step timeouts (tests and the emulator compress time with it).
     """
+    values = with_defaults(document, values)
     run_env = {**os.environ, **(env or {}), **environment(document, values)}
     results: list[StepResult] = []
     with tempfile.TemporaryDirectory(prefix="ssm-run-") as scratch:
