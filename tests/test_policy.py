@@ -14,7 +14,6 @@ from conftest import DOCUMENT, INSTANCE, ROOT, Harness
 from test_worker import run_to_result
 
 from worker.config import parse_config
-from worker.documents import load_document
 from worker.errors import ConfigurationError, DocumentError, ParameterError
 from worker.plan import (
     DOCUMENT_VERSION_PATTERN,
@@ -25,6 +24,7 @@ from worker.plan import (
     target_allowed,
 )
 from worker.spec import parse_spec
+from worker.ssmdoc import load_document
 
 ARN = "arn:aws:ssm:us-east-1:123456789012:document/codepipeline-ssm-linux"
 

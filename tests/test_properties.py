@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from test_artifacts import READ_MEMORY, Counting, in_both_headers
 
 from worker.artifacts import read_zip_member
-from worker.documents import PARAMETER_TYPES, load_document, validate_parameters
 from worker.errors import ConfigurationError
 from worker.spec import parse_spec
+from worker.ssmdoc import load_document, validate_parameters
+from worker.ssmdoc.model import PARAMETER_TYPES
 
 MAX_BYTES = 4096  # a small spec_max_bytes, so members on both sides of it are cheap to make
 FAST = settings(max_examples=150, deadline=None)

@@ -29,7 +29,7 @@ document downloads exactly what the pipeline would hand it (a ``file://`` URL wo
 documents' allowedPattern; ssm/linux.yml accepts plain http for loopback hosts for this). If the
 document's ArtifactUrl rules refuse that URL, the run is "not runnable here".
 
-**--execute** runs the steps with the emulator's runner (`worker.local.runner.run_document`) as SSM
+**--execute** runs the steps with the local runner (`worker.ssmdoc.runner.run_document`) as SSM
 Agent would on a ``--platform`` instance, in a temporary copy of PATH (the zip extracted, execute
 bits kept), streaming output. Steps the runner cannot run here (another action, or
 aws:runPowerShellScript without ``pwsh``) are found before anything runs.
@@ -69,15 +69,6 @@ from worker.artifacts import (
     spec_member,
 )
 from worker.config import ActionType, Config, load_config
-from worker.documents import (
-    Document,
-    Finding,
-    Step,
-    lint_document,
-    load_document,
-    step_outcome,
-    validate_parameters,
-)
 from worker.errors import (
     ConfigFileError,
     ConfigurationError,
@@ -90,7 +81,6 @@ from worker.errors import (
 )
 from worker.handler import DocumentCache
 from worker.jobs import DEFAULT_SPEC_FILE
-from worker.local.runner import RunResult, StepResult, not_runnable, run_document
 from worker.plan import (
     AUTO_PARAMETERS,
     auto_parameters,
@@ -99,6 +89,16 @@ from worker.plan import (
     make_plan,
 )
 from worker.spec import Spec, parse_spec
+from worker.ssmdoc import (
+    Document,
+    Finding,
+    Step,
+    lint_document,
+    load_document,
+    step_outcome,
+    validate_parameters,
+)
+from worker.ssmdoc.runner import RunResult, StepResult, not_runnable, run_document
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIGURATION, EXIT_NOT_RUNNABLE = 0, 1, 2, 3
 DEPLOYED_PREFIX = "codepipeline-ssm-"  # cfn/documents.yml's NamePrefix default

@@ -30,7 +30,6 @@ from tenacity import (
 from worker import artifacts, commands, journal, redact
 from worker.checkpoint import PLANNED, SENT, Checkpoint, decode
 from worker.config import Config
-from worker.documents import Document, load_document
 from worker.errors import (
     DocumentError,
     SendUncertain,
@@ -54,6 +53,7 @@ from worker.plan import (
     make_plan,
 )
 from worker.spec import parse_spec
+from worker.ssmdoc import Document, load_document
 
 log = structlog.get_logger("worker")
 T = TypeVar("T")

@@ -16,9 +16,9 @@ from functools import lru_cache
 from typing import Any
 
 from worker.config import Config
-from worker.documents import Document, validate_parameters
 from worker.errors import DocumentError, NotAllowedError, ParameterError, Problem
-from worker.spec import Spec, Target, _fold, match_parameters
+from worker.spec import Spec, Target, fold_name, match_parameters
+from worker.ssmdoc import Document, validate_parameters
 
 # Parameters the worker fills from the job when the document declares them.
 AUTO_PARAMETERS = ("ArtifactUrl", "PipelineExecutionId", "SourceRevision", "JobId")
@@ -169,11 +169,11 @@ def fixed_parameters(config: Config, document: Document, document_name: str) -> 
     A configured name that matches a declared one only loosely (case, "_", "-", spaces: the spec
     file's matching rule) is refused: otherwise that parameter would silently not be fixed.
     """
-    near = {_fold(d): d for d in document.parameters}
+    near = {fold_name(d): d for d in document.parameters}
     problems = [Problem(f"parameters.{name}", "fixed parameters in the worker configuration",
-                        f"document {document_name!r} declares {near[_fold(name)]!r}, not {name!r}; the worker's "
-                        f"operators must spell it {near[_fold(name)]!r} so that it is fixed")
-                for name in config.parameters if name not in document.parameters and _fold(name) in near]
+                        f"document {document_name!r} declares {near[fold_name(name)]!r}, not {name!r}; the worker's "
+                        f"operators must spell it {near[fold_name(name)]!r} so that it is fixed")
+                for name in config.parameters if name not in document.parameters and fold_name(name) in near]
     if problems:
         raise ParameterError(problems, heading="the worker configuration fixes parameters under a name the "
                              "document spells differently")

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.documents import unique_keys
 from worker.errors import ParameterError, Problem, SpecError
+from worker.ssmdoc import unique_keys
 
 # Whole-string patterns (re.fullmatch), each a subset of botocore's SSM model for SendCommand, whose
 # own patterns use \w and $ (any Unicode digit, a trailing newline): tests/test_spec.py checks both.
@@ -215,7 +215,7 @@ def parse_spec(raw: bytes, *, source: str = "abc.json") -> Spec:
     return Spec(source=source, instance_ids=instance_ids, targets=targets, parameters=params)
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
     return re.sub(r"[\s_-]", "", name).lower()
 
 
@@ -223,7 +223,7 @@ def match_parameters(spec: Spec, declared: Sequence[str]) -> dict[str, tuple[str
     """Map the spec's parameter names onto the document's declared names (rule in the module doc)."""
     by_fold: dict[str, list[str]] = {}
     for d in declared:
-        by_fold.setdefault(_fold(d), []).append(d)
+        by_fold.setdefault(fold_name(d), []).append(d)
     matched: dict[str, tuple[str, ...]] = {}
     origin: dict[str, str] = {}
     problems: list[Problem] = []
@@ -231,7 +231,7 @@ def match_parameters(spec: Spec, declared: Sequence[str]) -> dict[str, tuple[str
     for name, values in spec.parameters.items():
         target = name if name in declared else None
         if target is None:
-            candidates = by_fold.get(_fold(name), [])
+            candidates = by_fold.get(fold_name(name), [])
             if len(candidates) > 1:
                 problems.append(Problem(name, "name matching", f"matches {' and '.join(candidates)}; use the exact name"))
                 continue
