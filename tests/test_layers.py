@@ -14,7 +14,7 @@ FLOORS = {
     "handler": 3, "local": 3,
     "jobs": 2, "artifacts": 2, "spec": 2, "documents": 2, "commands": 2, "plan": 2, "checkpoint": 2,
     "health": 2,
-    "errors": 1, "config": 1, "journal": 1, "log": 1, "signals": 1, "systemd": 1,
+    "errors": 1, "config": 1, "journal": 1, "state": 1, "log": 1, "signals": 1, "systemd": 1,
 }
 PURE = ("spec", "documents", "plan", "checkpoint")  # no AWS SDK, so dry-run and the runner share them
 
