@@ -58,7 +58,10 @@ class StateDirBusy(ConfigFileError):
 
 
 def _lock_state_dir(path: Path) -> int:
-    fd = open_private(prepare(path) / "lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fd = open_private(prepare(path) / "lock", os.O_RDWR | os.O_CREAT)
+    except OSError as exc:  # e.g. a symlink planted at its name
+        raise ConfigFileError(f"state_dir {path}: cannot open its lock file: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
