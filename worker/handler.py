@@ -427,8 +427,10 @@ class Handler:
             if is_transient(exc):  # the command has ended and stays readable: the next job reads it
                 log.warning("command.check_failed", error=str(exc), code=aws_code(exc))
                 return handback(cp, final.summary(), final.percent)
-            message = (f"{final.summary()} (document {document}); its output could not be read: "
-                       f"{classify(exc, 'reading the failed steps')}")
+            failed = [i for i in final.invocations if i.status != "Success"]
+            message = (f"SSM command {cp.command_id} (document {document}) did not succeed on {len(failed)} of "
+                       f"{len(final.invocations)} instance(s) ({final.summary().partition(': ')[2]}); its output "
+                       f"could not be read: {classify(exc, 'reading the failed steps')}")
         return Outcome("failure", message, external_id=cp.command_id)
 
     def _ours(self, job: Job, cp: Checkpoint) -> bool:
