@@ -31,7 +31,7 @@ from worker.errors import ConfigFileError, aws_code
 from worker.handler import Clients, Handler
 from worker.health import beat, heartbeat_path
 from worker.jobs import Job, JobAPI
-from worker.journal import Journal, Unfinished
+from worker.journal import Journal
 from worker.state import open_private, prepare, state_dir
 
 log = structlog.get_logger("worker")
@@ -185,10 +185,8 @@ class Daemon:
             return
         log.info("journal.recovering", jobs=len(pending))
         for job in pending:
-            self.in_flight[pool.submit(contextvars.copy_context().run, self._recover_one, job)] = Slot(job.job_id, True)
-
-    def _recover_one(self, job: Unfinished) -> bool:
-        return self.handler.recover(job)
+            self.in_flight[pool.submit(contextvars.copy_context().run, self.handler.recover, job)] = \
+                Slot(job.job_id, recovery=True)
 
     def poll(self, free: int) -> list[Job] | None:
         """One PollForJobs for the free slots; None when the call failed (logged, the loop backs off)."""
