@@ -34,7 +34,7 @@ EXAMPLE_REQUEST = {
         "Message": ["Hello from the pipeline"], "OutputBucket": [""], "CodeRepository": [""],
         "ArtifactUrl": ["https://artifact-bucket.s3.amazonaws.com/dry-run/artifact.zip"],
         "PipelineExecutionId": ["00000000-0000-0000-0000-000000000000"]},
-    "Comment": "job 00000000-0000-0000-0000-000000000000 <pipeline>/<stage>/<action>",
+    "Comment": "job 00000000-0000-0000-0000-000000000000 exec 00000000-0000-0000-0000-000000000000 <pipeline>/<stage",
     "TimeoutSeconds": 600,
     "InstanceIds": [INSTANCE],
 }
@@ -118,7 +118,7 @@ def test_valid_example_prints_what_it_checked_and_the_request() -> None:
     for line in ('  DocumentName: "codepipeline-ssm-linux"', '  DocumentVersion: "$DEFAULT"',
                  '    Message: ["Hello from the pipeline"]', f'  InstanceIds: ["{INSTANCE}"]',
                  "  TimeoutSeconds: 600",
-                 '  Comment: "job 00000000-0000-0000-0000-000000000000 <pipeline>/<stage>/<action>"',
+                 '  Comment: "job 00000000-0000-0000-0000-000000000000 exec 00000000-0000-0000-0000-000000000000 <pipeline>/<stage"',
                  "placeholders (a pipeline job fills these): ArtifactUrl, PipelineExecutionId, the job id in Comment"):
         assert line in lines
     assert lines[-1] == "dry-run passed: the pipeline would send this command"

@@ -534,7 +534,7 @@ def _dry_run(options: Options, report: Report) -> int:
     auto = auto_parameters(document, job_id=PLACEHOLDER_ID, pipeline_execution_id=PLACEHOLDER_ID,
                            source_revision=PLACEHOLDER_REVISION, artifact_url=lambda: PLACEHOLDER_URL)
     plan = make_plan(spec, document, document_name=name, document_version=version, config=config, auto=auto,
-                     comment=job_comment(PLACEHOLDER_ID, PLACEHOLDER_WHERE))
+                     comment=job_comment(PLACEHOLDER_ID, PLACEHOLDER_ID, PLACEHOLDER_WHERE))
     report.check("ok", "plan", "targets allowed; parameters fit the document: "
                  + (", ".join(plan.parameters) or "none declared"))
     report.request(plan.request(), [k for k in AUTO_PARAMETERS if k in document.parameters])

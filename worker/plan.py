@@ -147,9 +147,12 @@ def check_targets(spec: Spec, config: Config) -> None:
                 "use instance ids or a target the operators allow")
 
 
-def job_comment(job_id: str, where: str) -> str:
-    """A SendCommand Comment that always contains the job id (crash recovery matches on it)."""
-    return f"job {job_id} {where}"[:COMMENT_LIMIT]
+def job_comment(job_id: str, action_execution_id: str, where: str) -> str:
+    """A SendCommand Comment that always holds the job id (crash recovery finds the command by it) and the
+    action execution id (a continuation token is honoured only for a command of its own action execution).
+
+    Both ids are UUIDs: 82 characters, so only `where` is ever cut to the 100-character limit."""
+    return f"job {job_id} exec {action_execution_id} {where}"[:COMMENT_LIMIT]
 
 
 def auto_parameters(document: Document, *, job_id: str, pipeline_execution_id: str, source_revision: str | None,
