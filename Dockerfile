@@ -12,9 +12,12 @@ COPY worker ./worker
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm
+# STATE_DIRECTORY: the worker's state_dir unless its configuration names one (journal, heartbeat:
+# `health` needs it).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    STATE_DIRECTORY=/var/lib/codepipeline-ssm-worker
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl \
     && rm -rf /wheels \

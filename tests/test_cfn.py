@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CFN = ROOT / "cfn"
 TEMPLATES = sorted(p.name for p in CFN.glob("*.yml"))
 # Modules that only ever talk to the local emulator, never to AWS with the worker's role.
-LOCAL_ONLY = ("worker/local/", "worker/demo.py")
+LOCAL_ONLY = ("worker/local/",)
 PSEUDO = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
           "AWS::StackName": "stack", "AWS::URLSuffix": "amazonaws.com"}
 NO_VALUE = object()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.documents import lint_document, load_document
+from worker.ssmdoc import lint_document, load_document
 
 CORPUS = Path(os.environ.get("SSM_CORPUS_DIR") or Path(__file__).parent / "data" / "ssm-corpus")
 

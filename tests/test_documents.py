@@ -1,4 +1,4 @@
-"""worker.documents: loading, parameter rules, {{ }} interpolation as SSM Agent does it, ENV_VAR, lint."""
+"""worker.ssmdoc: loading, parameter rules, {{ }} interpolation as SSM Agent does it, ENV_VAR, lint."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ from typing import Any
 
 import pytest
 
-from worker.documents import (
+from worker.errors import DocumentError, ParameterError, Problem
+from worker.ssmdoc import (
     Document,
-    environment,
     execution_timeout,
-    interpolate,
     lint_document,
     load_document,
-    pattern_matches,
-    pattern_portability,
-    script_lines,
     step_outcome,
     validate_parameters,
 )
-from worker.errors import DocumentError, ParameterError, Problem
+from worker.ssmdoc.agent import environment, interpolate, script_lines
+from worker.ssmdoc.regex import pattern_matches, pattern_portability
 
 # The seed article's ssm/windows.yml, as published.
 SEED_WINDOWS = """\
@@ -616,3 +613,20 @@ def test_pattern_portability_flags(pattern: str, expected: str) -> None:
 ])
 def test_portable_patterns_have_no_findings(pattern: str) -> None:
     assert pattern_portability(pattern) == []
+
+
+def test_a_string_map_nested_too_deeply_is_a_parameter_problem() -> None:
+    problem = only(make({"M": {"type": "StringMap"}}), {"M": ["[" * 100_000]})
+    assert str(problem).startswith('M: value "[[[') and str(problem).endswith("is not a JSON object (type StringMap)")
+
+
+@pytest.mark.parametrize("content", ['{"a": ' * 100_000, "a:\n" + "- " * 5_000 + "x"])
+def test_a_document_nested_too_deeply_is_refused_clearly(content: str) -> None:
+    with pytest.raises(DocumentError, match="nested too deeply to read"):
+        load_document(content, source="deep")
+
+
+def test_counts_are_ascii_digits() -> None:
+    with pytest.raises(DocumentError, match=r"M\.minChars: expected a whole number of 0 or more"):
+        load_document({"schemaVersion": "2.2", "parameters": {"M": {"type": "String", "minChars": "\u00b2"}},
+                       "mainSteps": [{"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": ["x"]}}]})

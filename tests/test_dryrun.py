@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 import yaml
 from conftest import DOCUMENT, INSTANCE, ROOT
+from test_artifacts import HOSTILE  # the attacks, and what the daemon says to each
 from test_documents import SEED_WINDOWS  # the seed article's windows.yml, verbatim
 from test_worker import FAILING_DOCUMENT  # echoes, writes to stderr, exits 3
 
@@ -38,7 +40,7 @@ EXAMPLE_REQUEST = {
         "Message": ["Hello from the pipeline"], "OutputBucket": [""], "CodeRepository": [""],
         "ArtifactUrl": ["https://artifact-bucket.s3.amazonaws.com/dry-run/artifact.zip"],
         "PipelineExecutionId": ["00000000-0000-0000-0000-000000000000"]},
-    "Comment": "job 00000000-0000-0000-0000-000000000000 <pipeline>/<stage>/<action>",
+    "Comment": "job 00000000-0000-0000-0000-000000000000 exec 00000000-0000-0000-0000-000000000000 <pipeline>/<stage",
     "TimeoutSeconds": 600,
     "InstanceIds": [INSTANCE],
 }
@@ -76,9 +78,10 @@ def dry_run(*args: object, cwd: Path = ROOT, env: dict[str, str] | None = None) 
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
-def cli(*args: object, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The same, as a developer's shell runs it: the command in a process of its own."""
-    return subprocess.run([sys.executable, "-m", "worker.cli", "dry-run", *map(str, args)], check=False,
+def cli(*args: object, cwd: Path = ROOT, env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """The same, as a developer's shell runs it: the command in a process of its own (`prefix`: e.g. setpriv)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "worker.cli", "dry-run", *map(str, args)], check=False,
                           cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=60)
 
 
@@ -135,7 +138,7 @@ def test_valid_example_prints_what_it_checked_and_the_request() -> None:
     for line in ('  DocumentName: "codepipeline-ssm-linux"', '  DocumentVersion: "$DEFAULT"',
                  '    Message: ["Hello from the pipeline"]', f'  InstanceIds: ["{INSTANCE}"]',
                  "  TimeoutSeconds: 600",
-                 '  Comment: "job 00000000-0000-0000-0000-000000000000 <pipeline>/<stage>/<action>"',
+                 '  Comment: "job 00000000-0000-0000-0000-000000000000 exec 00000000-0000-0000-0000-000000000000 <pipeline>/<stage"',
                  "placeholders (a pipeline job fills these): ArtifactUrl, PipelineExecutionId, the job id in Comment"):
         assert line in lines
     assert lines[-1] == "dry-run passed: the pipeline would send this command"
@@ -233,6 +236,75 @@ def test_not_a_zip(tmp_path: Path) -> None:
     (tmp_path / "artifact.zip").write_text("not a zip")
     assert configuration_error(dry_run(tmp_path / "artifact.zip", "--document", DOCUMENT)).startswith(
         f"input artifact '{tmp_path / 'artifact.zip'}' is not a zip archive")
+
+
+# ------------------------------------------------------------------------------ hostile input
+
+# Root reads a mode-000 file anyway: without these capabilities it cannot (setpriv is in util-linux).
+UNPRIVILEGED = (("setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                 "--inh-caps=-dac_override,-dac_read_search") if os.geteuid() == 0 else ())
+
+
+@pytest.mark.parametrize("attack", sorted(HOSTILE))
+def test_hostile_artifact_prints_the_daemons_message_and_exits_2(tmp_path: Path, attack: str) -> None:
+    build, daemon_says = HOSTILE[attack]
+    (tmp_path / "artifact.zip").write_bytes(build())
+    result = dry_run(tmp_path / "artifact.zip", "--document", DOCUMENT)
+    assert daemon_says in configuration_error(result)
+    assert "Traceback" not in result.stderr
+
+
+def test_spec_file_must_stay_inside_path(tmp_path: Path) -> None:
+    outside = spec(tmp_path / "outside")
+    folder = source(tmp_path / "src", {"README.md": "x"})
+    for bad in ("../outside/abc.json", str(outside / "abc.json")):
+        problem = "contains a '..' component" if bad.startswith("..") else "is an absolute path"
+        assert configuration_error(dry_run(folder, "--document", DOCUMENT, "--spec-file", bad)) == (
+            f"the action's SpecFile property {bad!r} {problem}; give a path inside the input artifact, relative to "
+            "its root, such as abc.json or deploy/abc.json")
+    (folder / "abc.json").symlink_to(outside / "abc.json")
+    (folder / "deploy").symlink_to(outside)
+    for spec_file in ("abc.json", "deploy/abc.json"):
+        assert configuration_error(dry_run(folder, "--document", DOCUMENT, "--spec-file", spec_file)) == (
+            f"spec file {spec_file!r} in {folder} leads outside it (a symbolic link to {outside / 'abc.json'}); the "
+            "worker never reads outside the input artifact: commit the file itself")
+    (folder / "abc.json").unlink()
+    spec(folder / "real", message="x")
+    (folder / "abc.json").symlink_to(Path("real", "abc.json"))  # inside PATH: read as the file it names
+    result = dry_run(folder, "--document", DOCUMENT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_spec_file_that_is_a_folder_a_fifo_or_unreadable(tmp_path: Path) -> None:
+    folder = source(tmp_path / "src", {"abc.json/readme.txt": "x"})
+    assert configuration_error(dry_run(folder, "--document", DOCUMENT)) == (
+        f"spec file 'abc.json' in input artifact '{folder}' is a folder; set the action's SpecFile property to the "
+        "file inside it")
+    zip_of_it = zipped(folder, tmp_path / "artifact.zip")
+    assert configuration_error(dry_run(zip_of_it, "--document", DOCUMENT)) == (
+        f"spec file 'abc.json' in input artifact '{zip_of_it}' is a folder; set the action's SpecFile property to the "
+        "file inside it")
+    os.mkfifo(folder / "pipe.json")  # reading it would wait for a writer forever
+    assert configuration_error(dry_run(folder, "--document", DOCUMENT, "--spec-file", "pipe.json")) == (
+        f"spec file 'pipe.json' in {folder} is not a regular file; commit the spec file as a plain file")
+    (folder / "locked.json").write_text(json.dumps({"instance_id": INSTANCE}))
+    (folder / "locked.json").chmod(0)
+    zip_of_it.chmod(0)
+    result = cli(folder, "--document", DOCUMENT, "--spec-file", "locked.json", prefix=UNPRIVILEGED)
+    assert configuration_error(result) == (
+        f"spec file 'locked.json' in {folder} cannot be read (Permission denied); make it readable")
+    assert configuration_error(cli(zip_of_it, "--document", DOCUMENT, prefix=UNPRIVILEGED)) == (
+        f"input artifact '{zip_of_it}' cannot be read (Permission denied); make it readable")
+
+
+def test_execute_uses_nothing_from_outside_path(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("not for the artifact")
+    folder = spec(tmp_path / "src", message="x")
+    (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
+    result = dry_run(folder, "--document", DOCUMENT, "--execute")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stderr == (f"NotRunnableHere: link.txt in {folder} is a symbolic link to {tmp_path / 'secret.txt'}, "
+                             "outside it; the run uses only what is inside PATH\n")
 
 
 def test_no_document_lists_the_documents_found() -> None:

@@ -136,12 +136,19 @@ def test_sigkill_with_the_send_under_way(harness: Harness, tmp_path: Path, reach
     """
     config = harness.config(state_dir=str(tmp_path / "state"))
     harness.emu.ssm.list_commands_visibility_delay = 2.0  # SSM indexes a new command with a lag
-    fault = {} if reached_ssm else {"status": 500}  # a delayed request that SSM then carries out, or refuses
-    harness.emu.faults.inject("SendCommand", delay=2, times=1, **fault)
+    started: list[Worker] = []
+
+    def kill() -> None:  # the worker dies with the request in flight: it never reads an answer
+        started[0].proc.kill()
+        started[0].proc.wait(timeout=10)
+
+    fault = {"after": True} if reached_ssm else {"status": 500}  # SSM carries the request out, or never sees it
+    harness.emu.faults.inject("SendCommand", hook=kill, times=1, **fault)
     execution = harness.enqueue()
     first = harness.start(config, name="first")
-    # The intent is journaled before the request leaves: wait until the emulator holds the request too.
-    wait_for(lambda: journal_has(tmp_path / "state", "sending") and harness.emu.faults.fired("SendCommand"))
+    started.append(first)
+    wait_for(lambda: harness.emu.faults.fired("SendCommand"))
+    assert journal_has(tmp_path / "state", "sending")
     # Real time for the restart: it must wait out the real ListCommands lag, counted from the
     # intent the killed process journaled (handler.LIST_VISIBILITY).
     kill_and_restart(harness, execution, config, first, speed=1)

@@ -1,4 +1,4 @@
-"""worker.local.runner: real scripts in real subprocesses, judged the way SSM Agent judges them."""
+"""worker.ssmdoc.runner: real scripts in real subprocesses, judged the way SSM Agent judges them."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from worker.documents import Document, load_document, validate_parameters
-from worker.local.runner import RunResult, StepResult, run_document
+from worker.ssmdoc import Document, load_document, validate_parameters
+from worker.ssmdoc.runner import RunResult, StepResult, run_document
 
 FAST = 0.2  # time_scale: a document's 5 s timeout lasts 1 s (room for a busy machine to start the script)
 

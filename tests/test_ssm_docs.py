@@ -1,10 +1,10 @@
 """The SSM documents in ssm/: parameters are data, never code, on new and old SSM agents.
 
 A hostile Message (quotes, `;`, `$(...)`, backticks, newlines, PowerShell `$(...)`/`@(...)`) must
-either be refused by the document's own allowedPattern (`worker.documents.validate_parameters`, the
+either be refused by the document's own allowedPattern (`worker.ssmdoc.validate_parameters`, the
 check the worker makes before SendCommand; SSM checks it again) or reach the script as plain data:
 printed once, verbatim, with no side effect. The Linux document really runs here: through the
-emulator's runner (`worker.local.runner`, a current agent: ENV_VAR variables and `{{ }}` text), and
+local runner (`worker.ssmdoc.runner`, a current agent: ENV_VAR variables and `{{ }}` text), and
 directly in sh and bash with `{{ }}` text only (an agent older than 3.3.2746.0). The Windows document
 shares the Linux document's parameters and is checked for the same structure.
 """
@@ -30,18 +30,11 @@ import pytest
 import yaml
 from botocore.config import Config as BotoConfig
 
-from worker.documents import (
-    Document,
-    environment,
-    interpolate,
-    lint_document,
-    load_document,
-    pattern_portability,
-    script_lines,
-    validate_parameters,
-)
 from worker.errors import ParameterError
-from worker.local.runner import run_document
+from worker.ssmdoc import Document, lint_document, load_document, validate_parameters
+from worker.ssmdoc.agent import environment, interpolate, script_lines
+from worker.ssmdoc.regex import pattern_portability
+from worker.ssmdoc.runner import run_document
 
 ROOT = Path(__file__).resolve().parent.parent
 SSM = ROOT / "ssm"

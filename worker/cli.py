@@ -32,7 +32,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from worker.demo import run_demo
+    # Here, not at module level: the emulator needs moto (a development dependency).
+    from worker.local.demo import run_demo
 
     return run_demo(timeout=args.timeout)
 

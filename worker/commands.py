@@ -7,11 +7,12 @@ long-running command costs one cheap call per check.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker import redact
 from worker.plan import Plan, full_output_hint
 
 ACTIVE = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
@@ -74,8 +75,10 @@ def command_report(ssm: Any, command_id: str, document: str) -> dict[str, Any]:
     """What the command did on each instance and step (the output artifact's content).
 
     One paginated ListCommandInvocations with details: per step the status, exit code and the
-    first 2,500 characters of output that SSM keeps there.
+    first 2,500 characters of output that SSM keeps there. The command's own signed URLs become
+    the job's secrets first (`learn_secrets`).
     """
+    learn_secrets(command_record(ssm, command_id))
     instances = []
     paginator = ssm.get_paginator("list_command_invocations")
     for page in paginator.paginate(CommandId=command_id, Details=True):
@@ -92,6 +95,16 @@ def command_record(ssm: Any, command_id: str) -> dict[str, Any] | None:
     """The command itself (status, counts, comment); None if SSM does not know it."""
     commands = ssm.list_commands(CommandId=command_id).get("Commands", [])
     return commands[0] if commands else None
+
+
+def learn_secrets(record: Mapping[str, Any] | None) -> None:
+    """Make the signed URLs among a command's parameters (its ArtifactUrl) secrets of the current job.
+
+    The job that reports a command is not the one that sent it: its own credentials differ from
+    those that signed the URL the command may have printed.
+    """
+    parameters = (record or {}).get("Parameters") or {}
+    redact.add(s for values in parameters.values() for v in values for s in redact.url_secrets(v))
 
 
 def _tail(text: str, limit: int) -> str:
@@ -119,7 +132,9 @@ def failure_message(ssm: Any, prog: Progress, *, document: str, limit: int) -> s
                 "no managed instance; check the instance ids or tags in the spec file")
     header = (f"SSM command {prog.command_id} (document {document}) did not succeed on "
               f"{len(failed)} of {len(prog.invocations)} instance(s):")
-    hint = full_output_hint(command_record(ssm, prog.command_id) or {}, prog.command_id)
+    record = command_record(ssm, prog.command_id)
+    learn_secrets(record)
+    hint = full_output_hint(record or {}, prog.command_id)
     if hint:
         header += f"\n({hint})"
     detailed = failed[:MAX_DETAILED_FAILURES]
@@ -136,8 +151,9 @@ def failure_message(ssm: Any, prog: Progress, *, document: str, limit: int) -> s
         line += f", step {name!r} exit code {plugin.get('ResponseCode', -1)}"
         out = ssm.get_command_invocation(CommandId=prog.command_id, InstanceId=inv.instance_id, PluginName=name)
         room = max(0, budget - len(line) - 40)
-        stderr = _tail(out.get("StandardErrorContent", ""), room * 2 // 3)
-        stdout = _tail(out.get("StandardOutputContent", ""), room - len(stderr))
+        # Redacted before the cut, so no secret is left half-visible at the start of a tail.
+        stderr = _tail(redact.scrub_text(out.get("StandardErrorContent") or ""), room * 2 // 3)
+        stdout = _tail(redact.scrub_text(out.get("StandardOutputContent") or ""), room - len(stderr))
         if stderr:
             line += "\n  stderr:\n" + stderr
         if stdout:

@@ -2,7 +2,9 @@
 
 The stop flag comes from `worker.signals` (first signal: warm stop — no more polling, in-flight
 jobs are handed back with a continuation token; second signal: exit at once). Each job runs in a thread
-of its own slot, inside a copy of the context so its log lines carry its job id.
+of its own slot, inside a copy of the context so its log lines carry its job id; so does the recovery of
+each job the journal shows unfinished, so a recovery that keeps failing never holds up the loop. Only
+the loop's own thread touches `in_flight`: it reaps finished slots itself, no callback does.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import contextvars
 import fcntl
 import os
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import structlog
@@ -29,10 +31,12 @@ from worker.handler import Clients, Handler
 from worker.health import beat, heartbeat_path
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
+from worker.state import open_private, prepare, state_dir
 
 log = structlog.get_logger("worker")
 SHUTDOWN_GRACE = 3.0  # seconds in-flight jobs get to hand themselves back after a stop signal
-RECOVERY_INTERVAL = 60.0
+RECOVERY_INTERVAL = 60.0  # seconds between journal reads when nothing is left to recover
+RECOVERY_RETRY_MIN = 1.0  # first wait after a recovery (or a claim or result call) failed; doubles up to the interval
 
 
 def build_clients(config: Config, session: boto3.session.Session | None = None) -> Clients:
@@ -57,8 +61,10 @@ class StateDirBusy(ConfigFileError):
 
 
 def _lock_state_dir(path: Path) -> int:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = open_private(prepare(path) / "lock", os.O_RDWR | os.O_CREAT)
+    except OSError as exc:  # e.g. a symlink planted at its name
+        raise ConfigFileError(f"state_dir {path}: cannot open its lock file: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -68,8 +74,16 @@ def _lock_state_dir(path: Path) -> int:
     return fd
 
 
+@dataclass(frozen=True)
+class Slot:
+    """What a pool thread is doing: a polled job, or the recovery of a journaled one."""
+
+    job_id: str
+    recovery: bool = False
+
+
 class Daemon:
-    """rq-style loop: check the stop flag, recover, poll, dispatch, heartbeat, sleep."""
+    """rq-style loop: check the stop flag, reap, recover, poll, dispatch, heartbeat, sleep."""
 
     def __init__(self, config: Config, clients: Clients, *, once: bool = False,
                  stop: threading.Event | None = None, clock: Clock | None = None) -> None:
@@ -77,16 +91,18 @@ class Daemon:
         self.once = once
         self.stop = stop or threading.Event()
         self.clock = clock or Clock()
-        state_dir = config.state_dir or os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=
-        self._lock_fd = _lock_state_dir(Path(state_dir)) if state_dir else None
-        self.journal = Journal(state_dir) if state_dir else None
+        directory = state_dir(config)  # the config's, else systemd's StateDirectory=
+        self._lock_fd = _lock_state_dir(directory) if directory else None
+        self.journal = Journal(directory) if directory else None
         self.handler = Handler(config, clients, self.stop, self.journal, self.clock)
         self.api = JobAPI(clients.codepipeline, config.action_type, config.query_param)
-        self.heartbeat = heartbeat_path(replace(config, state_dir=state_dir))
+        self.heartbeat = heartbeat_path(config)
         self.interval = config.poll_interval_min
-        self.in_flight: dict[Future[None], str] = {}
+        self.in_flight: dict[Future[Any], Slot] = {}  # the loop's thread alone reads and changes it
         self._ready = False
-        self._last_recovery = 0.0
+        self._heartbeat_failing = False
+        self._next_recovery = 0.0  # the clock's monotonic time of the next journal read
+        self._recovery_wait = RECOVERY_RETRY_MIN
         self.threads_left = False  # set at shutdown when job threads are still stuck in AWS calls
 
     # -- the loop --------------------------------------------------------------------------------
@@ -97,7 +113,8 @@ class Daemon:
         status = 0
         pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="job")
         while not self.stop.is_set():
-            self._recover()
+            self._reap()
+            self._recover(pool)
             free = self.config.concurrency - len(self.in_flight)
             if free <= 0:
                 self._wait_for_slot()
@@ -105,10 +122,12 @@ class Daemon:
             polled = self.poll(free)
             if polled is None and self.once:
                 status = 1
+            busy = {slot.job_id for slot in self.in_flight.values()}
             for job in polled or []:
-                future = pool.submit(contextvars.copy_context().run, self.handler.process, job)
-                self.in_flight[future] = job.id
-                future.add_done_callback(self._job_done)
+                if job.id in busy:  # being recovered: not acknowledged now, CodePipeline hands it out again
+                    log.info("job.not_claimed", job_id=job.id, reason="being recovered")
+                    continue
+                self.in_flight[pool.submit(contextvars.copy_context().run, self.handler.process, job)] = Slot(job.id)
             if self.once:
                 break
             self.interval = self.config.poll_interval_min if polled else \
@@ -116,11 +135,19 @@ class Daemon:
             self.clock.wait(self.stop, self.interval)
         return self._shut_down(pool, status)
 
-    def _job_done(self, future: Future[None]) -> None:
-        job_id = self.in_flight.pop(future, None)
-        error = None if future.cancelled() else future.exception()
-        if error is not None:  # Handler.process catches everything it expects; this is a bug, say so
-            log.error("job.crashed", job_id=job_id, error=repr(error))
+    def _reap(self) -> None:
+        """Free the slots of finished threads; a job left unfinished (claim, result call or recovery
+        failed) brings the next recovery round forward, with a wait that doubles while failures go on."""
+        settled = True
+        for future in [f for f in self.in_flight if f.done()]:
+            slot = self.in_flight.pop(future)
+            error = None if future.cancelled() else future.exception()
+            if error is not None:  # the handler catches everything it expects; this is a bug, say so
+                log.error("job.crashed", job_id=slot.job_id, error=repr(error))
+            settled = settled and error is None and future.result() is not False
+        if not settled and self.journal:
+            self._next_recovery = min(self._next_recovery, self.clock.monotonic() + self._recovery_wait)
+            self._recovery_wait = min(self._recovery_wait * 2, RECOVERY_INTERVAL)
 
     def _shut_down(self, pool: ThreadPoolExecutor, status: int) -> int:
         """Warm stop: in-flight jobs see the flag and hand themselves back; wait for them, within a bound."""
@@ -134,9 +161,9 @@ class Daemon:
         pool.shutdown(wait=False, cancel_futures=True)
         if stuck:
             # A job thread is blocked in an AWS call (e.g. a stalled endpoint): hand the job back from
-            # here. Jobs caught inside SendCommand or a result call cannot be; the journal has them.
-            left = [job_id for job_id in (self.in_flight.get(f) for f in stuck)
-                    if job_id and not self.handler.take_over(job_id)]
+            # here. Jobs caught inside SendCommand or a result call cannot be, nor recoveries; the journal has them.
+            left = [slot.job_id for slot in (self.in_flight[f] for f in stuck)
+                    if slot.recovery or not self.handler.take_over(slot.job_id)]
             if left:
                 log.warning("worker.abandoned_jobs", jobs=sorted(left), journal=bool(self.journal))
             self.threads_left = True  # the caller ends the process without waiting for them (cli)
@@ -149,17 +176,25 @@ class Daemon:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _recover(self) -> None:
-        """Finish journaled jobs that no thread of this process is working on (at start, then now and then)."""
-        if not self.journal or time.monotonic() - self._last_recovery < RECOVERY_INTERVAL:
+    def _recover(self, pool: ThreadPoolExecutor) -> None:
+        """Start recovering journaled jobs no thread is working on, each in a slot (at start, then now and then)."""
+        if not self.journal or self.clock.monotonic() < self._next_recovery:
             return
-        self._last_recovery = time.monotonic()
-        busy = set(self.in_flight.values())
-        pending = [u for u in self.journal.unfinished() if u.job_id not in busy]
-        if pending:
-            log.info("journal.recovering", jobs=len(pending))
-            self.handler.recover(pending)
-        self.journal.compact()
+        self._next_recovery = self.clock.monotonic() + RECOVERY_INTERVAL
+        busy = {slot.job_id for slot in self.in_flight.values()}
+        try:
+            pending = [u for u in self.journal.unfinished() if u.job_id not in busy]
+            self.journal.compact()
+        except OSError as exc:
+            log.error("journal.read_failed", error=str(exc))
+            return
+        if not pending:
+            self._recovery_wait = RECOVERY_RETRY_MIN
+            return
+        log.info("journal.recovering", jobs=len(pending))
+        for job in pending:
+            self.in_flight[pool.submit(contextvars.copy_context().run, self.handler.recover, job)] = \
+                Slot(job.job_id, recovery=True)
 
     def poll(self, free: int) -> list[Job] | None:
         """One PollForJobs for the free slots; None when the call failed (logged, the loop backs off)."""
@@ -178,8 +213,18 @@ class Daemon:
         return jobs
 
     def _alive(self, *, polled_ok: bool) -> None:
-        """Heartbeat file and systemd notifications, once per poll."""
-        beat(self.heartbeat, in_flight=len(self.in_flight), polled_ok=polled_ok)
+        """Heartbeat file (a write error is logged once, not fatal) and systemd notifications, once per poll."""
+        if self.heartbeat:
+            try:
+                beat(self.heartbeat, in_flight=len(self.in_flight), polled_ok=polled_ok)
+            except OSError as exc:
+                if not self._heartbeat_failing:
+                    log.error("heartbeat.write_failed", path=str(self.heartbeat), error=str(exc))
+                self._heartbeat_failing = True
+            else:
+                if self._heartbeat_failing:
+                    log.info("heartbeat.written", path=str(self.heartbeat))
+                self._heartbeat_failing = False
         messages = ["WATCHDOG=1", f"STATUS={len(self.in_flight)} job(s) in flight"]
         if polled_ok and not self._ready:
             self._ready = True

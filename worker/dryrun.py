@@ -4,9 +4,10 @@ A developer editing abc.json or an SSM document learns about a mistake here, not
 pipeline run and a trip to the console.
 
 **Same code path as the daemon** (`Handler.start`). For a zip PATH the spec bytes come from
-`artifacts.read_zip_member`; for a directory the file is read with the same size check
-(`check_spec_size`) and the same missing-file message (`missing_spec_message`, files listed relative
-to PATH). Then `spec.parse_spec`, `plan.check_document`, the document, `plan.auto_parameters` and
+`artifacts.read_zip_member`; for a directory the file is read with the same SpecFile rule
+(`spec_member`: relative, no ``..``), the same size check (`check_spec_size`) and the same
+missing-file message (`missing_spec_message`, files listed relative to PATH), and never from outside
+PATH (a symbolic link leading out is refused). Then `spec.parse_spec`, `plan.check_document`, the document, `plan.auto_parameters` and
 `plan.make_plan`. A ConfigurationError's message is the one the pipeline would show. `.git/` is left
 out of a directory, as it is out of a CodePipeline source artifact; nothing else is.
 
@@ -28,7 +29,7 @@ document downloads exactly what the pipeline would hand it (a ``file://`` URL wo
 documents' allowedPattern; ssm/linux.yml accepts plain http for loopback hosts for this). If the
 document's ArtifactUrl rules refuse that URL, the run is "not runnable here".
 
-**--execute** runs the steps with the emulator's runner (`worker.local.runner.run_document`) as SSM
+**--execute** runs the steps with the local runner (`worker.ssmdoc.runner.run_document`) as SSM
 Agent would on a ``--platform`` instance, in a temporary copy of PATH (the zip extracted, execute
 bits kept), streaming output. Steps the runner cannot run here (another action, or
 aws:runPowerShellScript without ``pwsh``) are found before anything runs.
@@ -51,6 +52,7 @@ import tempfile
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,17 +61,14 @@ from typing import Any, Self, TextIO
 
 import boto3
 
-from worker.artifacts import check_spec_size, missing_spec_message, read_zip_member
-from worker.config import ActionType, Config, load_config
-from worker.documents import (
-    Document,
-    Finding,
-    Step,
-    lint_document,
-    load_document,
-    step_outcome,
-    validate_parameters,
+from worker.artifacts import (
+    check_spec_size,
+    missing_spec_message,
+    read_zip_member,
+    spec_folder_error,
+    spec_member,
 )
+from worker.config import ActionType, Config, load_config
 from worker.errors import (
     ConfigFileError,
     ConfigurationError,
@@ -82,7 +81,6 @@ from worker.errors import (
 )
 from worker.handler import DocumentCache
 from worker.jobs import DEFAULT_SPEC_FILE
-from worker.local.runner import RunResult, StepResult, not_runnable, run_document
 from worker.plan import (
     AUTO_PARAMETERS,
     auto_parameters,
@@ -91,6 +89,16 @@ from worker.plan import (
     make_plan,
 )
 from worker.spec import Spec, parse_spec
+from worker.ssmdoc import (
+    Document,
+    Finding,
+    Step,
+    lint_document,
+    load_document,
+    step_outcome,
+    validate_parameters,
+)
+from worker.ssmdoc.runner import RunResult, StepResult, not_runnable, run_document
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIGURATION, EXIT_NOT_RUNNABLE = 0, 1, 2, 3
 DEPLOYED_PREFIX = "codepipeline-ssm-"  # cfn/documents.yml's NamePrefix default
@@ -198,19 +206,37 @@ def _files(root: Path) -> list[Path]:
 
 
 def _read_spec(path: Path, spec_file: str, max_bytes: int) -> bytes:
-    """The spec file's bytes, read and size-checked as the daemon reads them from the artifact."""
+    """The spec file's bytes, read and checked as the daemon reads them from the artifact, and never
+    from outside PATH: a symbolic link that leads out is refused (an artifact would not hold its target)."""
+    name = spec_member(spec_file)
     if path.is_file():
-        with path.open("rb") as archive:
-            return read_zip_member(archive, str(path), spec_file, max_bytes=max_bytes)
+        try:
+            with path.open("rb") as archive:
+                return read_zip_member(archive, str(path), name, max_bytes=max_bytes)
+        except OSError as exc:
+            raise SpecError(f"input artifact {str(path)!r} cannot be read ({exc.strerror}); make it readable") from exc
     if not path.is_dir():
         raise SpecError(f"{path}: no such directory or file; give a checkout directory or an artifact zip")
-    name = spec_file.lstrip("/")
     target = path / name
-    if not target.is_file():
+    real = Path(os.path.realpath(target))
+    if not real.is_relative_to(path.resolve()):
+        raise SpecError(f"spec file {name!r} in {path} leads outside it (a symbolic link to {real}); the worker never "
+                        "reads outside the input artifact: commit the file itself")
+    if target.is_dir():
+        raise spec_folder_error(name, str(path))
+    if not target.exists():
         files = [p.relative_to(path).as_posix() for p in _files(path)]
         raise SpecError(missing_spec_message(name, str(path), files))
+    if not target.is_file():
+        raise SpecError(f"spec file {name!r} in {path} is not a regular file; commit the spec file as a plain file")
     check_spec_size(name, target.stat().st_size, max_bytes)
-    return target.read_bytes()
+    try:
+        with target.open("rb") as file:
+            raw = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise SpecError(f"spec file {name!r} in {path} cannot be read ({exc.strerror}); make it readable") from exc
+    check_spec_size(name, len(raw), max_bytes)  # it grew since the check above
+    return raw
 
 
 def _documents_dir(options: Options) -> Path | None:
@@ -271,21 +297,33 @@ def _where(spec: Spec) -> str:
 
 
 def _zip_directory(root: Path) -> bytes:
+    """PATH as the artifact a pipeline would hand over: nothing from outside it."""
     buffer = io.BytesIO()
+    inside = root.resolve()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in _files(root):
-            archive.write(path, path.relative_to(root).as_posix())
+            name = path.relative_to(root).as_posix()
+            if not Path(os.path.realpath(path)).is_relative_to(inside):
+                raise NotRunnable(f"{name} in {root} is a symbolic link to {os.path.realpath(path)}, outside it; "
+                                  "the run uses only what is inside PATH")
+            try:
+                archive.write(path, name)
+            except OSError as exc:
+                raise NotRunnable(f"cannot zip {name} from {root} ({exc.strerror})") from exc
     return buffer.getvalue()
 
 
 def _extract(artifact: bytes, target: Path) -> None:
     """Unzip as `unzip` would: members stay inside `target` (zipfile's rule), execute bits are kept."""
-    with zipfile.ZipFile(io.BytesIO(artifact)) as archive:
-        for info in archive.infolist():
-            extracted = Path(archive.extract(info, target))
-            executable = (info.external_attr >> 16) & 0o111
-            if executable and not info.is_dir():
-                extracted.chmod(extracted.stat().st_mode | executable)
+    try:
+        with zipfile.ZipFile(io.BytesIO(artifact)) as archive:
+            for info in archive.infolist():
+                extracted = Path(archive.extract(info, target))
+                executable = (info.external_attr >> 16) & 0o111
+                if executable and not info.is_dir():
+                    extracted.chmod(extracted.stat().st_mode | executable)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error) as exc:
+        raise NotRunnable(f"cannot extract the artifact here ({exc})") from exc
 
 
 @contextlib.contextmanager
@@ -475,7 +513,11 @@ def _dry_run(options: Options, report: Report) -> int:
         name, file = _locate(options)
         check_document(name, config)
         version = options.document_version
-        document = load_document(file.read_bytes(), source=str(file))
+        try:
+            content = file.read_bytes()
+        except OSError as exc:
+            raise DocumentError(f"document file {file} cannot be read ({exc.strerror}); make it readable") from exc
+        document = load_document(content, source=str(file))
         origin = str(file)
     report.check("ok", "document", f"{name}: {origin}; schemaVersion {document.schema_version}, "
                                    f"{len(document.steps)} step(s), parameters: {', '.join(document.parameters) or 'none'}")
@@ -492,7 +534,7 @@ def _dry_run(options: Options, report: Report) -> int:
     auto = auto_parameters(document, job_id=PLACEHOLDER_ID, pipeline_execution_id=PLACEHOLDER_ID,
                            source_revision=PLACEHOLDER_REVISION, artifact_url=lambda: PLACEHOLDER_URL)
     plan = make_plan(spec, document, document_name=name, document_version=version, config=config, auto=auto,
-                     comment=job_comment(PLACEHOLDER_ID, PLACEHOLDER_WHERE))
+                     comment=job_comment(PLACEHOLDER_ID, PLACEHOLDER_ID, PLACEHOLDER_WHERE))
     report.check("ok", "plan", "targets allowed; parameters fit the document: "
                  + (", ".join(plan.parameters) or "none declared"))
     report.request(plan.request(), [k for k in AUTO_PARAMETERS if k in document.parameters])

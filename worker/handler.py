@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -25,12 +25,12 @@ from tenacity import (
     wait_exponential,
 )
 
-from worker import artifacts, commands, journal
-from worker.checkpoint import PLANNED, SENT, Checkpoint, decode
+from worker import artifacts, commands, journal, redact
+from worker.checkpoint import PLANNED, SENT, Checkpoint, decode, refusal
 from worker.clock import Clock
 from worker.config import Config
-from worker.documents import Document, load_document
 from worker.errors import (
+    BadToken,
     DocumentError,
     SendUncertain,
     SpecError,
@@ -44,8 +44,16 @@ from worker.errors import (
 )
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
-from worker.plan import Plan, auto_parameters, check_document, job_comment, make_plan
+from worker.plan import (
+    Plan,
+    auto_parameters,
+    check_document,
+    document_version,
+    job_comment,
+    make_plan,
+)
 from worker.spec import parse_spec
+from worker.ssmdoc import Document, load_document
 
 log = structlog.get_logger("worker")
 T = TypeVar("T")
@@ -86,11 +94,13 @@ class DocumentCache:
         self._lock = threading.Lock()
 
     def get(self, name: str, version: str | None) -> tuple[str, Document]:
-        if version and version.isdigit():
-            resolved = version
+        """The resolved version number and the document; `version` is the action's DocumentVersion property."""
+        wanted = document_version(version)
+        if wanted.isdigit():
+            resolved = wanted
         else:
             desc = self.ssm.describe_document(Name=name)["Document"]
-            resolved = desc["LatestVersion"] if version == "$LATEST" else desc["DefaultVersion"]
+            resolved = desc["LatestVersion"] if wanted == "$LATEST" else desc["DefaultVersion"]
         key = (name, resolved)
         with self._lock:
             if key in self._docs:
@@ -122,9 +132,13 @@ class InFlight:
         self._lock = threading.Lock()
         self._jobs: dict[str, tuple[str, Checkpoint]] = {}
 
-    def claimed(self, job_id: str, cp: Checkpoint) -> None:
+    def claimed(self, job_id: str, cp: Checkpoint | None) -> None:
+        """Register the job with the checkpoint it came with; None (an unreadable token): its thread fails it."""
         with self._lock:
-            self._jobs[job_id] = (self.SENT if cp.phase == SENT else self.CLAIMED, cp)
+            if cp is None:
+                self._jobs[job_id] = (self.REPORTING, Checkpoint(PLANNED))
+            else:
+                self._jobs[job_id] = (self.SENT if cp.phase == SENT else self.CLAIMED, cp)
 
     def _move(self, job_id: str, to: str, *, unless: tuple[str, ...], cp: Checkpoint | None = None) -> bool:
         with self._lock:
@@ -209,66 +223,76 @@ class Handler:
         if not self.journal:
             return
         try:
-            self.journal.record(event, job_id, **fields)
+            self.journal.record(event, job_id, **redact.scrub(fields))
         except OSError as exc:
             log.error("journal.write_failed", journal_event=event, error=str(exc))
 
     # -- the job ---------------------------------------------------------------------------------
-    def process(self, job: Job) -> None:
-        """Claim the job and see it through; the caller runs this in its own context copy."""
+    def process(self, job: Job) -> bool:
+        """Claim the job and see it through; the caller runs this in its own context copy.
+
+        False when the job is left in the journal for `recover` (its claim's outcome or its result
+        call failed), so the daemon runs a recovery round soon.
+        """
         structlog.contextvars.bind_contextvars(**job.log_context())
+        redact.bind(job.secrets(tuple(self.config.query_param)))  # ends with the job's context copy
         if self.stop.is_set():
             log.info("job.not_claimed", reason="worker stopping")  # unclaimed: CodePipeline hands it out again
-            return
-        self._record(journal.CLAIMING, job.id, nonce=job.nonce)  # a crash mid-acknowledge is recoverable
-        if not self.claim(job.id, job.nonce):
+            return True
+        # A crash mid-acknowledge is recoverable; the token says whether a command was already sent.
+        self._record(journal.CLAIMING, job.id, nonce=job.nonce, token=job.continuation_token)
+        ours = self.claim(job.id, job.nonce)
+        if ours is None:
+            return self.journal is None
+        if not ours:
             self._record(journal.ENDED, job.id)
-            return
+            return True
         self._record(journal.CLAIMED, job.id)
-        self.in_flight.claimed(job.id, Checkpoint(PLANNED))  # before anything can fail: the report needs it
+        carried = _carried(job.continuation_token)
+        # Registered before anything can fail, with the token's checkpoint: a hand-back needs it.
+        self.in_flight.claimed(job.id, carried if isinstance(carried, Checkpoint) else None)
         log.info("job.claimed", continuation=bool(job.continuation_token))
         try:
-            outcome = self.run(job)
+            outcome = self.run(job, carried) if isinstance(carried, Checkpoint) else \
+                Outcome("failure", str(carried), failure_type=failure_type(carried))
             if self.in_flight.begin_report(job.id):
-                self.report(job.id, outcome)
+                return self.report(job.id, outcome) or self.journal is None
+            return True  # the main loop handed it back
         finally:
             self.in_flight.done(job.id)
 
-    def claim(self, job_id: str, nonce: str) -> bool:
-        """AcknowledgeJob; True when the job is ours (InProgress). A lost claim is not an error."""
+    def claim(self, job_id: str, nonce: str) -> bool | None:
+        """AcknowledgeJob: True when the job is ours (InProgress), False when it is not (a lost claim is
+        not an error), None when the call failed and the answer is unknown (the journal keeps the nonce)."""
         try:
             status = self._call(self.api.acknowledge, job_id, nonce)
-        except Exception as exc:  # noqa: BLE001 - a job we could not claim is not ours: no result is owed
+        except Exception as exc:  # noqa: BLE001 - the daemon outlives any AWS error
             code = aws_code(exc)
             if code in _LOST_CLAIM:
                 log.info("job.claim_lost", reason=code)
-            else:
-                log.error("job.claim_failed", error=str(exc), code=code)
-            return False
+                return False
+            log.error("job.claim_failed", error=str(exc), code=code,
+                      retry="from the journal" if self.journal else "none: no state_dir")
+            return None
         if status != "InProgress":
             log.info("job.claim_lost", status=status)
         return status == "InProgress"
 
-    def run(self, job: Job) -> Outcome:
-        """The job's outcome; every error becomes a failure outcome here, in one place."""
-        external_id = None
+    def run(self, job: Job, cp: Checkpoint) -> Outcome:
+        """The job's outcome from the checkpoint it came with; every error becomes a failure outcome here."""
         try:
-            cp = decode(job.continuation_token) if job.continuation_token else Checkpoint(PLANNED)
-            self.in_flight.claimed(job.id, cp)
             if cp.phase == SENT and cp.command_id:
-                external_id = cp.command_id
                 structlog.contextvars.bind_contextvars(command_id=cp.command_id)
-                self._record(journal.SENT, job.id, command_id=cp.command_id, sent_at=cp.sent_at)
-                return self.track(job, cp)
+                return self.track(job, cp.clamped(self.clock.now()))
             return self.start(job)
         except Exception as exc:
             error = classify(exc, "the worker")
-            if self.stop.is_set() and type(error) is SystemUnavailable and external_id is None:
+            if self.stop.is_set() and type(error) is SystemUnavailable and cp.phase != SENT:
                 log.info("job.handing_back", phase=PLANNED, error=str(error))
                 return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")
             if not isinstance(exc, WorkerError) and error.failure_type == "JobFailed":
                 log.exception("job.internal_error")
-            return Outcome("failure", str(error), failure_type=failure_type(error), external_id=external_id)
+            return Outcome("failure", str(error), failure_type=failure_type(error), external_id=cp.command_id)
 
     def start(self, job: Job) -> Outcome:
         """Read the spec, plan, and send; the outcome is the checkpoint that records the command id."""
@@ -290,12 +314,15 @@ class Handler:
                                       job.configuration.get("DocumentVersion"))
         log.info("document.resolved", document=name, version=version)
 
+        def artifact_url() -> str:
+            url = artifacts.presigned_url(s3, artifact, self.config.artifact_url_expiry)
+            redact.add(redact.url_secrets(url))  # its signature is as secret as the credentials
+            return url
+
         auto = auto_parameters(document, job_id=job.id, pipeline_execution_id=job.pipeline_execution_id,
-                               source_revision=artifact.revision,
-                               artifact_url=lambda: artifacts.presigned_url(s3, artifact,
-                                                                            self.config.artifact_url_expiry))
+                               source_revision=artifact.revision, artifact_url=artifact_url)
         plan = make_plan(spec, document, document_name=name, document_version=version, config=self.config,
-                         auto=auto, comment=job_comment(job.id, job.where))
+                         auto=auto, comment=job_comment(job.id, job.action_execution_id, job.where))
         log.info("command.planned", document=name, version=version, parameters=sorted(plan.parameters))
         if not self.in_flight.begin_send(job.id, self.stop):
             log.info("job.handing_back", phase=PLANNED)
@@ -304,11 +331,11 @@ class Handler:
         command_id = self.send(job, plan, claimed_at)
         sent_at = self.clock.now()
         self._record(journal.SENT, job.id, command_id=command_id, sent_at=sent_at)
-        self.in_flight.sent(job.id, Checkpoint(SENT, command_id, sent_at))
+        self.in_flight.sent(job.id, Checkpoint(SENT, command_id, sent_at, job.id))
         structlog.contextvars.bind_contextvars(command_id=command_id)
         targets = len(plan.instance_ids) or "tagged"
         log.info("command.sent", document=name, version=version, targets=targets)
-        return handback(Checkpoint(SENT, command_id, sent_at),
+        return handback(Checkpoint(SENT, command_id, sent_at, job.id),
                         f"Sent SSM command {command_id} ({name} v{version}) to {targets} instance(s)")
 
     def send(self, job: Job, plan: Plan, claimed_at: datetime) -> str:
@@ -347,29 +374,39 @@ class Handler:
             raise error from exc
 
     def track(self, job: Job, cp: Checkpoint) -> Outcome:
-        """Check the command, holding the job up to hold_time; hand it back if it is still running."""
-        assert cp.command_id
+        """Check the command, holding the job up to hold_time; hand it back if it is still running.
+
+        Nothing is read from the command before `_ours` accepted it: a token naming another
+        pipeline's command, or none, fails the job (JobFailed) and touches nothing.
+        """
+        assert cp.command_id and cp.sent_at is not None
+        verified = False
         last: commands.Progress | None = None
 
         def check() -> commands.Progress | None:
-            nonlocal last
+            nonlocal verified, last
             try:
+                verified = verified or self._ours(job, cp)
+                if not verified:
+                    return None
                 prog = commands.progress(self.clients.ssm, cp.command_id)
+                last = prog
+                log.info("command.status", finished=prog.finished, total=len(prog.invocations),
+                         statuses=sorted({i.status for i in prog.invocations}))
+                if prog.done:
+                    return prog
+                if not prog.invocations and self.clock.since(cp.sent_at or 0) > self.config.invocation_grace:
+                    record = commands.command_record(self.clients.ssm, cp.command_id)
+                    if record is None or record.get("Status") not in commands.ACTIVE:
+                        return prog  # no invocation will ever appear
+                return None
+            except BadToken:
+                raise
             except Exception as exc:
-                if aws_code(exc) in _GONE_COMMAND:
+                if verified and aws_code(exc) in _GONE_COMMAND:
                     raise
                 log.warning("command.check_failed", error=str(exc), code=aws_code(exc))
-                return None
-            last = prog
-            log.info("command.status", finished=prog.finished, total=len(prog.invocations),
-                     statuses=sorted({i.status for i in prog.invocations}))
-            if prog.done:
-                return prog
-            if not prog.invocations and self.clock.since(cp.sent_at or 0) > self.config.invocation_grace:
-                record = commands.command_record(self.clients.ssm, cp.command_id)
-                if record is None or record.get("Status") not in commands.ACTIVE:
-                    return prog  # no invocation will ever appear
-            return None
+                return None  # check again later: the command runs regardless
 
         held_until = self.clock.monotonic() + self.config.hold_time
         retrying = Retrying(
@@ -381,6 +418,9 @@ class Handler:
         )
         try:
             final = retrying(check)
+        except BadToken as exc:
+            log.warning("job.token_refused", error=str(exc))
+            return Outcome("failure", str(exc), failure_type=failure_type(exc))  # no link to a foreign command
         except Exception as exc:
             if aws_code(exc) in _GONE_COMMAND:
                 return Outcome("failure", f"SSM has no command {cp.command_id} any more (commands expire after "
@@ -399,21 +439,52 @@ class Handler:
                            "instance(s)", external_id=cp.command_id, percent=100,
                            output_variables={"CommandId": cp.command_id, "Status": "Success",
                                              "InstanceIds": ",".join(i.instance_id for i in final.invocations)[:1000]})
-        message = self._call(commands.failure_message, self.clients.ssm, final, document=document, limit=5000)
+        try:
+            message = self._call(commands.failure_message, self.clients.ssm, final, document=document, limit=5000)
+        except Exception as exc:  # noqa: BLE001 - the failure is known; only its details are missing
+            if is_transient(exc):  # the command has ended and stays readable: the next job reads it
+                log.warning("command.check_failed", error=str(exc), code=aws_code(exc))
+                return handback(cp, final.summary(), final.percent)
+            failed = [i for i in final.invocations if i.status != "Success"]
+            message = (f"SSM command {cp.command_id} (document {document}) did not succeed on {len(failed)} of "
+                       f"{len(final.invocations)} instance(s) ({final.summary().partition(': ')[2]}); its output "
+                       f"could not be read: {classify(exc, 'reading the failed steps')}")
         return Outcome("failure", message, external_id=cp.command_id)
+
+    def _ours(self, job: Job, cp: Checkpoint) -> bool:
+        """True when SSM shows the token's command as sent for this action execution with an allowed
+        document; False while a just-sent command may not be listed yet; BadToken when it may not be tracked."""
+        assert cp.command_id and cp.sent_at is not None
+        try:
+            record = commands.command_record(self.clients.ssm, cp.command_id)
+        except Exception as exc:
+            if aws_code(exc) not in _GONE_COMMAND:
+                raise
+            record = None
+        if record is None:
+            if self.clock.since(cp.sent_at) < LIST_VISIBILITY:
+                return False
+            raise BadToken(f"SSM has no command {cp.command_id}, which the job's continuation token names (commands "
+                           "expire after 30 days); nothing was done: re-run the pipeline stage")
+        refused = refusal(cp, record, action_execution_id=job.action_execution_id, where=job.where,
+                          config=self.config)
+        if refused:
+            raise refused
+        return True
 
     def write_output(self, job: Job, command_id: str, document: str) -> None:
         """The action's output artifact: ssm-command.json, what the command did on each instance and step."""
         report = self._aws("reading the command's results", commands.command_report, self.clients.ssm, command_id,
                            document)
         artifact = job.output_artifacts[0]
+        body = json.dumps(redact.scrub(report), indent=2).encode()
         self._aws(f"writing output artifact {artifact.name!r} to s3://{artifact.bucket}/{artifact.key}",
                   artifacts.write_output, self.clients.s3.for_job(job.credentials), artifact,
-                  {"ssm-command.json": json.dumps(report, indent=2).encode()}, kms_key_id=job.encryption_key_id)
+                  {"ssm-command.json": body}, kms_key_id=job.encryption_key_id)
         log.info("output.written", artifact=artifact.name)
 
-    def report(self, job_id: str, outcome: Outcome) -> None:
-        """Make the job's one result call, retrying transient errors.
+    def report(self, job_id: str, outcome: Outcome) -> bool:
+        """Make the job's one result call, retrying transient errors; False when it could not be made.
 
         A call that cannot be made (CodePipeline unreachable, or the worker stopping) leaves the
         job unfinished in the journal, and `recover` makes it later.
@@ -437,9 +508,10 @@ class Handler:
             if code not in ("InvalidJobStateException", "JobNotFoundException"):
                 log.error("job.result_failed", kind=outcome.kind, code=code, error=str(exc),
                           retry="from the journal" if self.journal else "none: no state_dir")
-                return
+                return False
             log.warning("job.result_refused", kind=outcome.kind, code=code, error=str(exc))
         self._record(journal.ENDED, job_id)
+        return True
 
     def take_over(self, job_id: str) -> bool:
         """Hand back a job whose thread is stuck in a slow call (shutdown); False if it cannot be."""
@@ -452,27 +524,58 @@ class Handler:
         structlog.contextvars.unbind_contextvars("job_id")
         return True
 
-    def recover(self, unfinished: Iterable[journal.Unfinished]) -> None:
-        """Finish jobs a previous run acknowledged but did not end, handing each back with a token.
+    def recover(self, job: journal.Unfinished) -> bool:
+        """Finish one job the journal shows unfinished (a crash, or a claim or result call that failed).
 
-        The token says how far the job got, so the next job for the same action execution plans
-        and sends (nothing went out) or tracks (a command id is known). An intent to send without
-        a command id is settled by looking for the command first: never send twice.
+        The job is handed back with a token saying how far it got, so the next job for the same
+        action execution plans and sends (nothing went out) or tracks (a command id is known). The
+        token the job came with comes first; an intent to send without a command id is settled by
+        looking for the command. True when settled; False when a call failed or the answer is not
+        known yet: the job stays in the journal and the daemon tries again later (never "planned"
+        on a guess: that could send twice).
         """
-        for job in unfinished:
-            structlog.contextvars.bind_contextvars(job_id=job.job_id)
-            # Acknowledged or not? Acknowledging again with our nonce says; a stale nonce means not ours.
-            if job.nonce and not self.claim(job.job_id, job.nonce):
-                self._record(journal.ENDED, job.job_id)
-                structlog.contextvars.unbind_contextvars("job_id")
-                continue
-            cp = Checkpoint(SENT, job.command_id, job.sent_at) if job.command_id else Checkpoint(PLANNED)
-            if job.intent_without_command and job.document:
-                self.clock.wait(self.stop, LIST_VISIBILITY - self.clock.since(job.intent_at or 0))
-                found = self._call(commands.find_sent, self.clients.ssm, job.job_id, job.document,
-                                   datetime.fromtimestamp(job.claimed_at, UTC))
-                if found:
-                    cp = Checkpoint(SENT, found, job.intent_at)
-            log.info("job.recovering", phase=cp.phase, command_id=cp.command_id)
-            self.report(job.job_id, handback(cp, "Handed back after a worker restart; the next job continues it"))
+        structlog.contextvars.bind_contextvars(job_id=job.job_id)
+        try:
+            if job.nonce:  # acknowledged or not? Acknowledging again with our nonce says; a stale nonce: not ours
+                ours = self.claim(job.job_id, job.nonce)
+                if ours is None:
+                    return False
+                if not ours:
+                    self._record(journal.ENDED, job.job_id)
+                    return True
+                self._record(journal.CLAIMED, job.job_id)
+            outcome = self._recovered(job)
+            if outcome is None:
+                return False
+            log.info("job.recovering", kind=outcome.kind, command_id=outcome.external_id)
+            return self.report(job.job_id, outcome)
+        except Exception as exc:  # noqa: BLE001 - the job stays in the journal; the daemon goes on
+            log.warning("job.recovery_failed", error=str(exc), code=aws_code(exc))
+            return False
+        finally:
             structlog.contextvars.unbind_contextvars("job_id")
+
+    def _recovered(self, job: journal.Unfinished) -> Outcome | None:
+        """The result a recovered job ends with; None while it cannot be known yet (stopping)."""
+        carried = _carried(job.token)
+        if isinstance(carried, BadToken):
+            return Outcome("failure", str(carried), failure_type=failure_type(carried))
+        if carried.phase == SENT:
+            return handback(carried, "Handed back after a worker restart; the next job continues it")
+        cp = Checkpoint(SENT, job.command_id, job.sent_at, job.job_id) if job.command_id else Checkpoint(PLANNED)
+        if job.intent_without_command and job.document:
+            if self.clock.wait(self.stop, LIST_VISIBILITY - self.clock.since(job.intent_at or 0)):
+                return None  # stopping before SSM surely lists the command: not sure it was not sent
+            found = self._call(commands.find_sent, self.clients.ssm, job.job_id, job.document,
+                               datetime.fromtimestamp(job.claimed_at, UTC))
+            if found:
+                cp = Checkpoint(SENT, found, job.intent_at, job.job_id)
+        return handback(cp, "Handed back after a worker restart; the next job continues it")
+
+
+def _carried(token: str | None) -> Checkpoint | BadToken:
+    """The checkpoint a job's continuation token holds (planned when none), or why it cannot be read."""
+    try:
+        return decode(token) if token else Checkpoint(PLANNED)
+    except BadToken as exc:
+        return exc

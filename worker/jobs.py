@@ -1,7 +1,8 @@
 """CodePipeline's custom-action job API: the job model and the calls that claim and end jobs.
 
-Result calls cut their texts to the API's limits here, once, so no caller can make a result
-call CodePipeline would reject with ValidationException (which would leave the job hanging).
+Result calls redact their texts and cut them to the API's limits here, once, so no caller can
+echo a secret into CodePipeline or make a result call it would reject with ValidationException
+(which would leave the job hanging).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.config import ActionType
+from worker.redact import scrub, scrub_text
 
 DEFAULT_SPEC_FILE = "abc.json"
+# The action configuration properties the worker reads; any other may be a `secret` property.
+READ_PROPERTIES = ("DocumentName", "DocumentVersion", "SpecFile")
 LIMITS = {"message": 5000, "summary": 2048, "external_id": 1500, "token": 2048}
 _ELLIPSIS = "…"
 
@@ -43,7 +47,7 @@ class Job:
     id: str
     nonce: str
     account_id: str
-    configuration: Mapping[str, str]
+    configuration: Mapping[str, str] = field(repr=False)
     pipeline_name: str
     stage_name: str
     action_name: str
@@ -92,6 +96,13 @@ class Job:
     def spec_file(self) -> str:
         return self.configuration.get("SpecFile") or DEFAULT_SPEC_FILE
 
+    def secrets(self, public: tuple[str, ...] = ()) -> list[str]:
+        """What must never be echoed: the artifact credentials and the values of configuration properties
+        other than READ_PROPERTIES and `public` (the job does not say which are `secret`, so all are)."""
+        creds = self.credentials
+        values = [creds.access_key_id, creds.secret_access_key, creds.session_token] if creds else []
+        return values + [v for k, v in self.configuration.items() if k not in READ_PROPERTIES + public]
+
 
 class JobAPI:
     """The worker's side of the job API, over a boto3 CodePipeline client."""
@@ -113,20 +124,20 @@ class JobAPI:
     def succeed(self, job_id: str, *, summary: str, external_id: str | None = None,
                 continuation_token: str | None = None, percent: int | None = None,
                 output_variables: Mapping[str, str] | None = None) -> None:
-        details: dict[str, Any] = {"summary": clip(summary, LIMITS["summary"])}
+        details: dict[str, Any] = {"summary": clip(scrub_text(summary), LIMITS["summary"])}
         if external_id:
-            details["externalExecutionId"] = clip(external_id, LIMITS["external_id"])
+            details["externalExecutionId"] = clip(scrub_text(external_id), LIMITS["external_id"])
         if percent is not None:
             details["percentComplete"] = max(0, min(100, int(percent)))
         kwargs: dict[str, Any] = {"jobId": job_id, "executionDetails": details}
         if continuation_token:
-            kwargs["continuationToken"] = continuation_token
+            kwargs["continuationToken"] = scrub_text(continuation_token)
         elif output_variables:
-            kwargs["outputVariables"] = dict(output_variables)
+            kwargs["outputVariables"] = scrub(dict(output_variables))
         self.client.put_job_success_result(**kwargs)
 
     def fail(self, job_id: str, failure_type: str, message: str, *, external_id: str | None = None) -> None:
-        details: dict[str, Any] = {"type": failure_type, "message": clip(message, LIMITS["message"])}
+        details: dict[str, Any] = {"type": failure_type, "message": clip(scrub_text(message), LIMITS["message"])}
         if external_id:
-            details["externalExecutionId"] = clip(external_id, LIMITS["external_id"])
+            details["externalExecutionId"] = clip(scrub_text(external_id), LIMITS["external_id"])
         self.client.put_job_failure_result(jobId=job_id, failureDetails=details)

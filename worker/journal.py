@@ -1,11 +1,12 @@
 """Crash recovery: an append-only, fsync'd record of how far each acknowledged job got.
 
-One JSON object per line: ``claiming`` (with the nonce, written before AcknowledgeJob),
-``claimed``, ``sending`` (the intent, written before SendCommand),
-``sent`` (with the command id) and ``ended`` (a result call was accepted). A line is written
-with a single ``write`` on an O_APPEND descriptor and fsync'd before the step it records goes on,
-so SIGKILL loses nothing that happened; a torn last line (power loss) is skipped on reading.
-On start the daemon finishes every job whose last record is not ``ended``.
+One JSON object per line: ``claiming`` (with the nonce and the continuation token the job
+carried, written before AcknowledgeJob), ``claimed``, ``sending`` (the intent, written before
+SendCommand), ``sent`` (with the command id) and ``ended`` (a result call was accepted). A line is
+written with a single ``write`` on an O_APPEND descriptor and fsync'd before the step it records
+goes on, so SIGKILL loses nothing that happened; a torn last line (power loss) is skipped on
+reading. The file lives in the private state directory (`worker.state`): 0600, never opened
+through a symlink. On start the daemon finishes every job whose last record is not ``ended``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from worker.state import open_private, read_private, replace_file
 
 CLAIMING, CLAIMED, SENDING, SENT, ENDED = "claiming", "claimed", "sending", "sent", "ended"
 COMPACT_BYTES = 1024 * 1024
@@ -32,6 +35,7 @@ class Unfinished:
     sent_at: float | None
     intent_at: float | None = None
     nonce: str | None = None  # set while the acknowledgement's outcome is unknown
+    token: str | None = None  # the continuation token the job came with: what was sent before it
 
     @property
     def intent_without_command(self) -> bool:
@@ -41,14 +45,14 @@ class Unfinished:
 class Journal:
     def __init__(self, directory: str | Path) -> None:
         self.path = Path(directory) / "journal.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
 
     def record(self, event: str, job_id: str, **fields: object) -> None:
-        line = json.dumps({"ev": event, "job": job_id, "t": round(time.time(), 3), **fields},
-                          separators=(",", ":")) + "\n"
+        line = json.dumps({"ev": event, "job": job_id, "t": round(time.time(), 3),
+                           **{k: v for k, v in fields.items() if v is not None}}, separators=(",", ":")) + "\n"
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
                 os.write(fd, line.encode())
                 os.fsync(fd)
@@ -57,7 +61,7 @@ class Journal:
 
     def _entries(self) -> list[dict[str, object]]:
         try:
-            lines = self.path.read_bytes().split(b"\n")
+            lines = read_private(self.path).split(b"\n")
         except FileNotFoundError:
             return []
         entries = []
@@ -79,7 +83,8 @@ class Journal:
                 continue
             state = jobs.get(job) or Unfinished(job, at, None, None, None)
             if entry["ev"] == CLAIMING:
-                state = replace(state, nonce=str(entry.get("nonce")))
+                token = entry.get("token")
+                state = replace(state, nonce=str(entry.get("nonce")), token=str(token) if token else None)
             elif entry["ev"] == CLAIMED:
                 state = replace(state, nonce=None)
             elif entry["ev"] == SENDING:
@@ -91,20 +96,14 @@ class Journal:
         return list(jobs.values())
 
     def compact(self) -> None:
-        """Rewrite the journal with only unfinished jobs (atomically), once it has grown."""
+        """Rewrite the journal with only unfinished jobs (atomically, 0600), once it has grown."""
         with self._lock:
-            if not self.path.exists() or self.path.stat().st_size < COMPACT_BYTES:
+            try:
+                size = os.stat(self.path, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                return
+            if size < COMPACT_BYTES:
                 return
             keep = {u.job_id for u in self.unfinished()}
             lines = [json.dumps(e, separators=(",", ":")) + "\n" for e in self._entries() if e["job"] in keep]
-            tmp = self.path.with_suffix(".tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.writelines(lines)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            replace_file(self.path, "".join(lines).encode(), durable=True)

@@ -2,39 +2,36 @@
 
 Job context (job_id, pipeline, stage, action, command_id) is bound with structlog's
 contextvars, so every line a job writes carries it; threads get it by running the job in a
-copied context (see daemon). The redaction processor is the last line of defence for
-invariant 5: credentials are never passed to a logger on purpose, and are scrubbed if they are.
+copied context (see daemon). Every line, structlog's and the standard library's (botocore), is
+scrubbed by `redact.scrub` last, with the secrets of the job whose context wrote it: credentials
+are never passed to a logger on purpose, and are redacted if they are.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-REDACTED = "[redacted]"
-_SECRET_KEY = re.compile(r"secret|password|credential|session_?token|access_?key", re.IGNORECASE)
-_SIGNED_QUERY = re.compile(r"([?&])(X-Amz-(?:Signature|Security-Token|Credential)|Signature|AWSAccessKeyId)=[^&\s\"']*",
-                           re.IGNORECASE)
-
-
-def scrub(value: Any) -> Any:
-    """Remove secrets from a value that is about to be logged or reported."""
-    if isinstance(value, str):
-        return _SIGNED_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}={REDACTED}", value)
-    if isinstance(value, Mapping):
-        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else scrub(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub(v) for v in value]
-    return value
+from worker.redact import scrub, scrub_text
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return scrub(event)
+
+
+class _Redact(logging.Filter):
+    """The same scrubbing for standard-library records, message and traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub_text(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
 
 
 def setup(log_format: str = "auto", *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
@@ -57,7 +54,12 @@ def setup(log_format: str = "auto", *, level: int = logging.INFO, stream: TextIO
         cache_logger_on_first_use=False,
     )
     # botocore's own warnings go through the standard library; keep them, at WARNING.
-    logging.basicConfig(stream=stream, level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.addFilter(_Redact())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -8,18 +8,26 @@ or a ConfigurationError naming every problem out. The daemon and dry-run both ca
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Mapping
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from worker.config import Config
-from worker.documents import Document, validate_parameters
-from worker.errors import NotAllowedError, ParameterError, Problem
-from worker.spec import Spec, Target, match_parameters
+from worker.errors import DocumentError, NotAllowedError, ParameterError, Problem
+from worker.spec import Spec, Target, fold_name, match_parameters
+from worker.ssmdoc import Document, validate_parameters
 
 # Parameters the worker fills from the job when the document declares them.
 AUTO_PARAMETERS = ("ArtifactUrl", "PipelineExecutionId", "SourceRevision", "JobId")
 COMMENT_LIMIT = 100
+# From botocore's SSM model (shape DocumentVersion); tests/test_policy.py checks they still agree.
+DOCUMENT_VERSION_PATTERN = r"([$]LATEST|[$]DEFAULT|^[1-9][0-9]*$)"
+# What an allow-list wildcard may stand for: never "/" or ":" (ARNs, shared documents), space or anything else.
+NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
+_WILDCARDS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -75,13 +83,46 @@ def full_output_hint(request: Mapping[str, Any], command_id: str) -> str:
     return "full output: " + " and ".join(places) if places else ""
 
 
-def _allowed(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
+def name_matches(value: str, pattern: str) -> bool:
+    """Whether an allow-list pattern admits a whole name; the rule is README's ("Configuration").
+
+    A pattern without wildcards admits exactly that string. One with `*`, `?` or `[...]` admits only
+    names made entirely of NAME_CHARACTERS, matched case-sensitively as a whole, so a wildcard never
+    crosses "/" or ":" and a name with any other character (ARN, shared document, space, newline,
+    "%2F", a Unicode lookalike) passes only where it is listed exactly.
+    """
+    if not _WILDCARDS & set(pattern):
+        return value == pattern
+    return bool(value) and set(value) <= NAME_CHARACTERS and _glob(pattern).match(value) is not None
+
+
+def is_allowed(value: str, patterns: Iterable[str]) -> bool:
+    return any(name_matches(value, p) for p in patterns)
+
+
+def target_allowed(key: str, value: str, patterns: Iterable[str]) -> bool:
+    """A `KEY=PATTERN` allow-list entry: the key compared exactly, the value by `name_matches`."""
+    return any(k == key and name_matches(value, v) for k, _, v in (p.partition("=") for p in patterns if "=" in p))
+
+
+def document_version(value: str | None) -> str:
+    """The action's DocumentVersion property checked: empty means $DEFAULT; anything SSM would not take is refused."""
+    if not value:
+        return "$DEFAULT"
+    if not re.fullmatch(DOCUMENT_VERSION_PATTERN, value):
+        raise DocumentError(f"action property DocumentVersion {value!r} is not a document version; set it to "
+                            "$DEFAULT, $LATEST or a version number (1, 2, ...), or leave it empty for $DEFAULT")
+    return value
 
 
 def check_document(name: str, config: Config) -> None:
     """Refuse a document outside `allowed_documents` before it is even fetched."""
-    if not _allowed(name, config.allowed_documents):
+    if not is_allowed(name, config.allowed_documents):
         raise NotAllowedError(
             f"document {name!r} is not allowed by this worker (allowed_documents: "
             f"{', '.join(config.allowed_documents)}); set the action's DocumentName to an allowed document "
@@ -90,7 +131,7 @@ def check_document(name: str, config: Config) -> None:
 
 def check_targets(spec: Spec, config: Config) -> None:
     """Refuse instances and tag targets outside the worker's allow-lists."""
-    refused = [i for i in spec.all_instance_ids() if not _allowed(i, config.allowed_instance_ids)]
+    refused = [i for i in spec.all_instance_ids() if not is_allowed(i, config.allowed_instance_ids)]
     if refused:
         raise NotAllowedError(
             f"{spec.source}: instance(s) {', '.join(refused)} not allowed by this worker (allowed_instance_ids: "
@@ -98,7 +139,7 @@ def check_targets(spec: Spec, config: Config) -> None:
     for t in spec.targets:
         if t.key == "InstanceIds":
             continue
-        bad = [f"{t.key}={v}" for v in t.values if not _allowed(f"{t.key}={v}", config.allowed_targets)]
+        bad = [f"{t.key}={v}" for v in t.values if not target_allowed(t.key, v, config.allowed_targets)]
         if bad:
             allowed = ", ".join(config.allowed_targets) or "none"
             raise NotAllowedError(
@@ -106,9 +147,12 @@ def check_targets(spec: Spec, config: Config) -> None:
                 "use instance ids or a target the operators allow")
 
 
-def job_comment(job_id: str, where: str) -> str:
-    """A SendCommand Comment that always contains the job id (crash recovery matches on it)."""
-    return f"job {job_id} {where}"[:COMMENT_LIMIT]
+def job_comment(job_id: str, action_execution_id: str, where: str) -> str:
+    """A SendCommand Comment that always holds the job id (crash recovery finds the command by it) and the
+    action execution id (a continuation token is honoured only for a command of its own action execution).
+
+    Both ids are UUIDs: 82 characters, so only `where` is ever cut to the 100-character limit."""
+    return f"job {job_id} exec {action_execution_id} {where}"[:COMMENT_LIMIT]
 
 
 def auto_parameters(document: Document, *, job_id: str, pipeline_execution_id: str, source_revision: str | None,
@@ -122,19 +166,37 @@ def auto_parameters(document: Document, *, job_id: str, pipeline_execution_id: s
     return {k: v for k, v in auto.items() if v}
 
 
+def fixed_parameters(config: Config, document: Document, document_name: str) -> dict[str, tuple[str, ...]]:
+    """The configured fixed parameters this document declares; others are ignored (one config, many documents).
+
+    A configured name that matches a declared one only loosely (case, "_", "-", spaces: the spec
+    file's matching rule) is refused: otherwise that parameter would silently not be fixed.
+    """
+    near = {fold_name(d): d for d in document.parameters}
+    problems = [Problem(f"parameters.{name}", "fixed parameters in the worker configuration",
+                        f"document {document_name!r} declares {near[fold_name(name)]!r}, not {name!r}; the worker's "
+                        f"operators must spell it {near[fold_name(name)]!r} so that it is fixed")
+                for name in config.parameters if name not in document.parameters and fold_name(name) in near]
+    if problems:
+        raise ParameterError(problems, heading="the worker configuration fixes parameters under a name the "
+                             "document spells differently")
+    return {k: v for k, v in config.parameters.items() if k in document.parameters}
+
+
 def make_plan(spec: Spec, document: Document, *, document_name: str, document_version: str, config: Config,
               auto: Mapping[str, str], comment: str) -> Plan:
     """Apply allow-lists, fixed and automatic parameters, and the document's own rules."""
     check_targets(spec, config)
+    fixed = fixed_parameters(config, document, document_name)
     requested = match_parameters(spec, list(document.parameters))
     problems = [Problem(name, "fixed by the worker configuration", "cannot be set in the spec file; remove it")
-                for name in requested if name in config.parameters]
+                for name in requested if name in fixed]
     problems += [Problem(name, "filled by the worker", "cannot be set in the spec file; remove it")
                  for name in requested if name in AUTO_PARAMETERS]
     if problems:
         raise ParameterError(problems, heading=f"{spec.source} sets parameters it may not set")
     values: dict[str, list[str]] = {k: list(v) for k, v in requested.items()}
-    values.update({k: list(v) for k, v in config.parameters.items() if k in document.parameters})
+    values.update({k: list(v) for k, v in fixed.items()})
     values.update({k: [auto[k]] for k in AUTO_PARAMETERS if k in document.parameters and k in auto})
     try:
         complete = validate_parameters(document, values)

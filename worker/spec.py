@@ -15,20 +15,24 @@ match first, else the same letters ignoring case, ``_``, ``-`` and spaces (``mes
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.documents import unique_keys
 from worker.errors import ParameterError, Problem, SpecError
+from worker.ssmdoc import unique_keys
 
-# From botocore's SSM model (SendCommand input); tests/test_spec.py checks they still agree.
-INSTANCE_ID_PATTERN = r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)"
+# Whole-string patterns (re.fullmatch), each a subset of botocore's SSM model for SendCommand, whose
+# own patterns use \w and $ (any Unicode digit, a trailing newline): tests/test_spec.py checks both.
+INSTANCE_ID_PATTERN = r"i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17}"
+TARGET_KEY_PATTERN = re.compile(r"tag:[\w.:/@-]{1,128}|InstanceIds|resource-groups:Name|tag-key")  # tags: Unicode
 MAX_INSTANCE_IDS = 50
 MAX_TARGETS = 5
 MAX_TARGET_VALUES = 50
-TARGET_KEY_PATTERN = re.compile(r"^(tag:[^\s=]{1,128}|InstanceIds|resource-groups:Name|tag-key)$")
+MAX_DEPTH = 20  # nested objects/lists: a spec file needs 4 ({"targets": [{"Values": [...]}]})
+MAX_INTEGER_DIGITS = 100  # beyond this a number is a string in disguise (and int() slows down)
 
 _INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN)
 RESERVED_KEYS = ("instance_id", "instance_ids", "targets", "parameters")
@@ -86,9 +90,9 @@ def _instance_ids(value: Any, field: str, source: str) -> tuple[str, ...]:
         raise SpecError(f"{source}: {field!r} names {len(ids)} instances; SSM accepts at most {MAX_INSTANCE_IDS} "
                         "per command (use targets with a tag for more)")
     for i in ids:
-        if not _INSTANCE_ID.match(i):
+        if not _INSTANCE_ID.fullmatch(i):
             raise SpecError(f"{source}: {field!r}: {i!r} is not an instance id; expected i- followed by 8 or 17 "
-                            "letters/digits (EC2) or mi- followed by 17 (managed node)")
+                            "lowercase hex digits (0-9, a-f) for EC2, or mi- followed by 17 for a managed node")
     if len(set(ids)) != len(ids):
         raise SpecError(f"{source}: {field!r} names the same instance twice; list each once")
     return tuple(ids)
@@ -106,7 +110,7 @@ def _targets(value: Any, source: str) -> tuple[Target, ...]:
         if not isinstance(t, dict) or set(t) != {"Key", "Values"}:
             raise SpecError(f"{where} must be an object with exactly Key and Values, like {example}")
         key, values = t["Key"], t["Values"]
-        if not isinstance(key, str) or not TARGET_KEY_PATTERN.match(key):
+        if not isinstance(key, str) or not TARGET_KEY_PATTERN.fullmatch(key):
             raise SpecError(f"{where}.Key {key!r} is not a target key SSM accepts "
                             "(tag:<name>, tag-key, InstanceIds or resource-groups:Name)")
         if (not isinstance(values, list) or not values or len(values) > MAX_TARGET_VALUES
@@ -118,18 +122,74 @@ def _targets(value: Any, source: str) -> tuple[Target, ...]:
     return tuple(out)
 
 
+class _NotJson(ValueError):
+    """Python's json module accepts it, JSON (RFC 8259) does not: the message says what and the fix."""
+
+
+def _constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number (JSON has no NaN or Infinity); write a finite number or a string")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(f"the number {text} is too large for a float; write it as a string")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _NotJson(f"a number of {len(text.lstrip('-'))} digits; write it as a string")
+    return int(text)
+
+
+def _too_deep(source: str) -> SpecError:
+    return SpecError(f"{source} nests objects or lists more than {MAX_DEPTH} deep; a spec file needs a few levels "
+                     "(targets, parameters)")
+
+
+def _check_text(text: str, source: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError(f"{source} holds a \\u escape of a lone UTF-16 surrogate in {text[:40]!r}; write the "
+                        "character itself, or a valid surrogate pair") from None
+
+
+def _check_values(data: Any, source: str) -> None:
+    """No deeper than MAX_DEPTH and no lone surrogate (no UTF-8 for it), walked without recursion."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, source)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise _too_deep(source)
+            if isinstance(value, dict):
+                for key in value:
+                    _check_text(key, source)
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+
+
 def parse_spec(raw: bytes, *, source: str = "abc.json") -> Spec:
-    """Decode and shape-check the spec file; every error names the field and the fix."""
+    """Decode and shape-check the spec file (strict JSON); every error names the field and the fix."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
     try:
-        data = json.loads(text, object_pairs_hook=unique_keys)
+        data = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_constant, parse_float=_float,
+                          parse_int=_int)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except _NotJson as exc:
+        raise SpecError(f"{source} is not valid JSON: {exc}") from exc
     except ValueError as exc:  # unique_keys
         raise SpecError(f"{source}: {exc} in the same object; keep one") from exc
+    except RecursionError:
+        raise _too_deep(source) from None
+    _check_values(data, source)
     if not isinstance(data, dict):
         raise SpecError(f"{source} must hold a JSON object, like "
                         '{"instance_id": "i-0123456789abcdef0", "message": "hello"}')
@@ -155,7 +215,7 @@ def parse_spec(raw: bytes, *, source: str = "abc.json") -> Spec:
     return Spec(source=source, instance_ids=instance_ids, targets=targets, parameters=params)
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
     return re.sub(r"[\s_-]", "", name).lower()
 
 
@@ -163,7 +223,7 @@ def match_parameters(spec: Spec, declared: Sequence[str]) -> dict[str, tuple[str
     """Map the spec's parameter names onto the document's declared names (rule in the module doc)."""
     by_fold: dict[str, list[str]] = {}
     for d in declared:
-        by_fold.setdefault(_fold(d), []).append(d)
+        by_fold.setdefault(fold_name(d), []).append(d)
     matched: dict[str, tuple[str, ...]] = {}
     origin: dict[str, str] = {}
     problems: list[Problem] = []
@@ -171,7 +231,7 @@ def match_parameters(spec: Spec, declared: Sequence[str]) -> dict[str, tuple[str
     for name, values in spec.parameters.items():
         target = name if name in declared else None
         if target is None:
-            candidates = by_fold.get(_fold(name), [])
+            candidates = by_fold.get(fold_name(name), [])
             if len(candidates) > 1:
                 problems.append(Problem(name, "name matching", f"matches {' and '.join(candidates)}; use the exact name"))
                 continue

@@ -15,6 +15,7 @@ backend is used, so no thread is needed and nothing races a timer.
 
 from __future__ import annotations
 
+import base64
 import copy
 import secrets
 import string
@@ -125,12 +126,13 @@ class JobRecord:
 
 
 def _fake_credentials() -> dict[str, str]:
-    """A fresh, unique fake session key set, shaped like STS's."""
+    """A fresh, unique fake session key set, shaped like STS's: the secret key and the session token are
+    base64, with the "+", "/" and "=" that URL-encoding changes (a presigned URL carries the token encoded)."""
     upper = string.ascii_uppercase + string.digits
     return {
         "accessKeyId": "ASIA" + "".join(secrets.choice(upper) for _ in range(16)),
-        "secretAccessKey": secrets.token_urlsafe(30)[:40],
-        "sessionToken": "FQoGZXIvYXdzE" + secrets.token_urlsafe(96),
+        "secretAccessKey": base64.b64encode(secrets.token_bytes(30)).decode(),
+        "sessionToken": "IQoJb3JpZ2luX2VjE" + base64.b64encode(secrets.token_bytes(200)).decode(),
     }
 
 
@@ -207,6 +209,7 @@ class CodePipelineBackend:
         pipeline_execution_id: str | None = None,
         encryption_key_id: str | None = None,
         continuation_token: str | None = None,
+        artifact_credentials: bool = True,
     ) -> str:
         """Queue a job as a pipeline execution reaching the action would; returns the job id.
 
@@ -214,7 +217,8 @@ class CodePipelineBackend:
         ``revision``. The configuration and artifact counts are checked against
         the action type, as CodePipeline checks a pipeline declaration.
         ``continuation_token`` queues the job as if a previous job had handed it back
-        (e.g. with a token some other job worker wrote).
+        (e.g. with a token some other job worker wrote). ``artifact_credentials=False`` leaves
+        ``artifactCredentials`` out of the job data (the API does not promise them).
         """
         with self._lock:
             kind = self._types.get(_type_key(action_type))
@@ -239,7 +243,7 @@ class CodePipelineBackend:
                 data["encryptionKey"] = {"id": encryption_key_id, "type": "KMS"}
             if continuation_token:
                 data["continuationToken"] = continuation_token
-            return self._queue(kind.type_id, data, delay=0.0).id
+            return self._queue(kind.type_id, data, delay=0.0, credentials=artifact_credentials).id
 
     def job(self, job_id: str) -> JobRecord:
         """A snapshot of one job (KeyError if unknown)."""
@@ -389,7 +393,8 @@ class CodePipelineBackend:
         if token is not None:
             data = copy.deepcopy(job.data)
             data["continuationToken"] = token
-            self._queue(job.action_type, data, delay=self.continuation_delay)
+            self._queue(job.action_type, data, delay=self.continuation_delay,
+                        credentials="artifactCredentials" in job.data)
         return {}
 
     def PutJobFailureResult(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -419,9 +424,13 @@ class CodePipelineBackend:
         if problems:
             raise ValueError("job does not fit its action type: " + "; ".join(problems))
 
-    def _queue(self, type_id: dict[str, str], data: dict[str, Any], *, delay: float) -> JobRecord:
+    def _queue(self, type_id: dict[str, str], data: dict[str, Any], *, delay: float, credentials: bool = True
+               ) -> JobRecord:
+        """A new job; each gets its own artifact credentials (unless `credentials` is False)."""
         data = copy.deepcopy(data)
-        data["artifactCredentials"] = _fake_credentials()
+        data.pop("artifactCredentials", None)
+        if credentials:
+            data["artifactCredentials"] = _fake_credentials()
         problems = shape_problems(data, self._model.shape_for("JobData"))
         if problems:
             raise ValueError("job data does not fit the CodePipeline model: " + "; ".join(problems))

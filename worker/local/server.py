@@ -354,12 +354,14 @@ class Emulator:
                 self._bug(f"unimplemented operation {service.name} {operation}")
                 raise ApiError("UnknownOperationException", f"{service.name} has no operation {operation}")
             params = decode_request(protocol, model, body)
-            hit = self._meet_fault(operation)
+            hit = self._meet_fault(operation, params)
             injected = _injected_error(hit, "InternalFailure")
             if injected is not None and not hit.after:
                 raise injected
             validate_request(model, params)
             result = backend.handle(operation, params)
+            if hit is not None and hit.after and hit.hook is not None:
+                hit.hook()
             problems = response_problems(model, result)
             if problems:
                 raise _InvalidResponse(problems)
@@ -378,11 +380,13 @@ class Emulator:
         self._record(ApiCall(service.name, operation, params, None, protocol))
         return response
 
-    def _meet_fault(self, operation: str) -> FaultHit | None:
-        """Count the request against injected faults and wait out a delay (cut short by stop)."""
-        hit = self.faults.take(operation)
+    def _meet_fault(self, operation: str, params: Mapping[str, Any]) -> FaultHit | None:
+        """Count the request against injected faults, wait out a delay (cut short by stop), run a receipt hook."""
+        hit = self.faults.take(operation, params)
         if hit is not None and hit.delay:
             self._stopping.wait(hit.delay)
+        if hit is not None and hit.hook is not None and not hit.after:
+            hit.hook()
         return hit
 
     def _s3(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -400,12 +404,14 @@ class Emulator:
         with self._lock:
             self._s3_accesses.append(access)
         params = {k: v for k, v in (("Bucket", bucket), ("Key", key)) if v is not None}
-        hit = self._meet_fault(operation)
+        hit = self._meet_fault(operation, params)
         injected = _injected_error(hit, "InternalError")
         status, headers, chunks = 0, [], []
         if injected is None or (hit is not None and hit.after):
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
             status, headers, chunks = _call_wsgi(_moto_s3_app(), environ)
+            if hit is not None and hit.after and hit.hook is not None:
+                hit.hook()
         code = None
         if injected is not None:
             code, status = injected.code, injected.status or _S3_ERROR_STATUS.get(injected.code, 400)

@@ -1,7 +1,7 @@
 """SSM documents and Run Command, with commands that really run on fake instances.
 
 moto's Run Command reports Success without running anything; here SendCommand
-runs the document's steps per target instance through ``worker.local.runner``
+runs the document's steps per target instance through ``worker.ssmdoc.runner``
 in a background thread, with SSM's lifecycle: an invocation is invisible for
 ``invocation_visibility_delay`` (GetCommandInvocation raises
 InvocationDoesNotExist, ListCommandInvocations returns nothing), Pending
@@ -15,7 +15,9 @@ and the user guide's "Understanding command statuses"; StatusDetails are the
 API's CamelCase values ("InProgress", "ExecutionTimedOut", "DeliveryTimedOut")
 as the AWS CLI examples show them, not the guide's spaced headings. Output
 limits and truncation are the runner's (the agent's): 24,000 / 8,000
-characters, 2,500 for a plugin's Output. ``time_scale`` compresses both the
+characters, 2,500 for a plugin's Output. Output bytes that are not UTF-8 reach
+the API as U+FFFD, as from SSM Agent, whose Go JSON encoding replaces them (the
+runner decodes with errors="replace"). ``time_scale`` compresses both the
 delivery timeout (TimeoutSeconds) and step execution timeouts for tests.
 """
 
@@ -37,17 +39,17 @@ from typing import Any
 
 import yaml
 
-from worker.documents import (
+from worker.errors import DocumentError
+from worker.local.ssm_parameters import check_send_parameters
+from worker.local.wire import ApiError
+from worker.ssmdoc import (
     PLATFORMS,
     Document,
     Parameter,
     execution_timeout,
     load_document,
-    validate_parameters,
 )
-from worker.errors import DocumentError, ParameterError
-from worker.local.runner import RunResult, StepResult, run_document
-from worker.local.wire import ApiError
+from worker.ssmdoc.runner import RunResult, StepResult, run_document
 
 DEFAULT_TIMEOUT_SECONDS = 3600
 """SendCommand's TimeoutSeconds when omitted (the user guide: the default delivery timeout)."""
@@ -432,10 +434,8 @@ class SsmBackend:
         if params.get("DocumentHash") and params["DocumentHash"] != version.hash:
             raise ApiError("InvalidDocument", "The document hash does not match the requested version")
         instances = self._targets(params)
-        try:
-            values = validate_parameters(version.document, params.get("Parameters", {}))
-        except ParameterError as exc:
-            raise ApiError("InvalidParameters", str(exc)) from exc
+        values = {name: list(items) for name, items in params.get("Parameters", {}).items()}
+        check_send_parameters(record.name, version.document, values)
         now = time.monotonic()
         command = CommandRecord(
             command_id=str(uuid.uuid4()),

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from worker.local import Emulator, EmulatorConfig
+from worker.local.server import Emulator, EmulatorConfig
 from worker.spec import parse_spec
 
 ACTION_TYPE = {"category": "Deploy", "provider": "SSMRunCommand", "version": "1"}
@@ -62,7 +62,7 @@ def _follow(stream: TextIO, started: float, out: TextIO) -> None:
 
 def _sources() -> tuple[Path, Path]:
     """ssm/linux.yml and examples/source/ from the checkout the package runs from (or the current directory)."""
-    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):  # worker/local/demo.py -> the checkout
         if (root / "ssm" / "linux.yml").is_file() and (root / "examples" / "source").is_dir():
             return root / "ssm" / "linux.yml", root / "examples" / "source"
     raise SystemExit("demo: run it from a checkout of the repository (it needs ssm/linux.yml and examples/source/)")

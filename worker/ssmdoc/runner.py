@@ -1,7 +1,9 @@
 """Runs an SSM Command document's steps on this machine the way SSM Agent would.
 
-Used by the local emulator's SendCommand and by dry-run. Behaviour follows the amazon-ssm-agent
-source (aws/amazon-ssm-agent):
+dry-run --execute runs a document with it in production, and the local emulator's SendCommand runs
+every command with it, so it lives beside the agent semantics it carries out (``agent``) and is the
+one module of the package with I/O: subprocesses, a scratch directory. Behaviour follows the
+amazon-ssm-agent source (aws/amazon-ssm-agent):
 
 - agent/framework/runpluginutil/runpluginutil.go RunPlugins: steps run in order; a step whose
   precondition fails is Skipped (a form of success); exit code 168 marks the step Success and 169
@@ -52,16 +54,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.documents import (
-    SCRIPT_ACTIONS,
-    Document,
-    Step,
+from worker.ssmdoc.agent import (
     environment,
     execution_timeout,
     interpolate,
     script_lines,
     step_outcome,
+    with_defaults,
 )
+from worker.ssmdoc.model import SCRIPT_ACTIONS, Document, Step
 
 STDOUT_LIMIT = 24000
 STDERR_LIMIT = 8000
@@ -391,12 +392,13 @@ def run_document(document: Document, values: Mapping[str, list[str]], *, platfor
                  time_scale: float = 1.0) -> RunResult:
     """Run ``document``'s steps here as SSM Agent on a ``platform`` instance would.
 
-    ``values`` are complete and validated (``validate_parameters``). Steps run in ``workingDirectory``
-    (else ``workdir``, else a temporary directory removed afterwards) with os.environ + ``env`` +
-    the document's ``SSM_<Name>`` variables. ``on_output(step, "stdout"|"stderr", text)`` gets output
+    ``values`` are SendCommand's, validated; a parameter not given takes its declared default, as the
+    agent fills it in. Steps run in ``workingDirectory`` (else ``workdir``, else a temporary directory
+    removed afterwards) with os.environ + ``env`` + the document's ``SSM_<Name>`` variables. ``on_output(step, "stdout"|"stderr", text)`` gets output
     as it arrives; ``on_step`` each StepResult as its step ends. ``time_scale`` is wall-clock seconds
     per document second for step timeouts (tests and the emulator compress time with it).
     """
+    values = with_defaults(document, values)
     run_env = {**os.environ, **(env or {}), **environment(document, values)}
     results: list[StepResult] = []
     with tempfile.TemporaryDirectory(prefix="ssm-run-") as scratch:
