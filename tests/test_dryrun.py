@@ -1,11 +1,15 @@
-"""`codepipeline-ssm-worker dry-run`, driven as a developer runs it: the real CLI in a subprocess.
+"""`codepipeline-ssm-worker dry-run`, driven as a developer runs it: the command line's `main`.
 
-The messages asserted here are the daemon's (tests/test_worker.py asserts the same texts from a
-pipeline job), so a dry-run and a pipeline run cannot drift apart.
+Most tests call `worker.cli.main` in this process, with stdout and stderr captured; a few run the
+installed command in a process (`cli`): exit codes, --json on a real stdout, the AWS chain from the
+environment. The messages asserted here are the daemon's (tests/test_worker.py asserts the same
+texts from a pipeline job), so a dry-run and a pipeline run cannot drift apart.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -14,6 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -22,6 +27,7 @@ from test_artifacts import HOSTILE  # the attacks, and what the daemon says to e
 from test_documents import SEED_WINDOWS  # the seed article's windows.yml, verbatim
 from test_worker import FAILING_DOCUMENT  # echoes, writes to stderr, exits 3
 
+from worker.cli import main
 from worker.local import Emulator
 
 EXAMPLE = ROOT / "examples" / "source"
@@ -59,8 +65,22 @@ mainSteps:
 """
 
 
-def dry_run(*args: object, cwd: Path = ROOT, env: dict[str, str] | None = None,
-            prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def dry_run(*args: object, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`codepipeline-ssm-worker dry-run ARGS` run from `cwd`, in this process."""
+    argv = ["dry-run", *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: usage errors
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def cli(*args: object, cwd: Path = ROOT, env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """The same, as a developer's shell runs it: the command in a process of its own (`prefix`: e.g. setpriv)."""
     return subprocess.run([*prefix, sys.executable, "-m", "worker.cli", "dry-run", *map(str, args)], check=False,
                           cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=60)
 
@@ -105,7 +125,7 @@ def configuration_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_valid_example_prints_what_it_checked_and_the_request() -> None:
-    result = dry_run(EXAMPLE, "--document", DOCUMENT)
+    result = cli(EXAMPLE, "--document", DOCUMENT)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"dry-run of {EXAMPLE} (directory), spec file abc.json"
@@ -142,7 +162,7 @@ def test_json_and_the_same_result_from_a_zip_and_a_directory(tmp_path: Path) -> 
 
 
 def test_json_error() -> None:
-    result = dry_run(EXAMPLE, "--document", DOCUMENT, "--spec-file", "nope.json", "--json")
+    result = cli(EXAMPLE, "--document", DOCUMENT, "--spec-file", "nope.json", "--json")
     assert (result.returncode, result.stderr) == (2, "")
     report = json.loads(result.stdout)
     assert (report["ok"], report["request"]) == (False, None)
@@ -270,10 +290,10 @@ def test_spec_file_that_is_a_folder_a_fifo_or_unreadable(tmp_path: Path) -> None
     (folder / "locked.json").write_text(json.dumps({"instance_id": INSTANCE}))
     (folder / "locked.json").chmod(0)
     zip_of_it.chmod(0)
-    result = dry_run(folder, "--document", DOCUMENT, "--spec-file", "locked.json", prefix=UNPRIVILEGED)
+    result = cli(folder, "--document", DOCUMENT, "--spec-file", "locked.json", prefix=UNPRIVILEGED)
     assert configuration_error(result) == (
         f"spec file 'locked.json' in {folder} cannot be read (Permission denied); make it readable")
-    assert configuration_error(dry_run(zip_of_it, "--document", DOCUMENT, prefix=UNPRIVILEGED)) == (
+    assert configuration_error(cli(zip_of_it, "--document", DOCUMENT, prefix=UNPRIVILEGED)) == (
         f"input artifact '{zip_of_it}' cannot be read (Permission denied); make it readable")
 
 
@@ -382,7 +402,7 @@ def test_powershell_without_pwsh_is_not_runnable_here(tmp_path: Path) -> None:
 
 
 def test_aws_fetches_the_document_as_the_daemon_does(emulator: Emulator) -> None:
-    result = dry_run(EXAMPLE, "--aws", "--document", DOCUMENT, "--json", env=emulator.env())
+    result = cli(EXAMPLE, "--aws", "--document", DOCUMENT, "--json", env=emulator.env())
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["request"] == {**EXAMPLE_REQUEST, "DocumentVersion": "1"}

@@ -25,6 +25,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from conftest import botocore_session
 
 from worker.local import Emulator, EmulatorBug, EmulatorConfig
 from worker.local.server import WORKER_ACCESS_KEY_ID
@@ -120,7 +121,7 @@ def client(emu: Emulator, service: str, *, session: botocore.session.Session | N
            key: str = WORKER_ACCESS_KEY_ID, validate: bool = True, token: str | None = None, attempts: int = 3) -> Any:
     config = Config(retries={"mode": "standard", "total_max_attempts": attempts}, parameter_validation=validate,
                     connect_timeout=5, read_timeout=10)
-    return boto3.Session(botocore_session=session).client(
+    return boto3.Session(botocore_session=session or botocore_session()).client(
         service, endpoint_url=emu.endpoint, region_name="us-east-1", aws_access_key_id=key,
         aws_secret_access_key="secret", aws_session_token=token, config=config)
 

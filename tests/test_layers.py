@@ -19,6 +19,7 @@ FLOORS = {
     "jobs": 2, "artifacts": 2, "spec": 2, "ssmdoc": 2, "commands": 2, "plan": 2, "checkpoint": 2,
     "health": 2,
     "errors": 1, "config": 1, "journal": 1, "state": 1, "log": 1, "redact": 1, "signals": 1, "systemd": 1,
+    "clock": 1,
 }
 LOCAL = "local"  # the emulator and the demo: beside the floors, reached only via AWS_ENDPOINT_URL
 SHARED_WITH_LOCAL = {"errors", "spec", "ssmdoc"}  # the pure modules the emulator may reuse (not to validate)

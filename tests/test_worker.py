@@ -1,4 +1,8 @@
-"""The worker end to end: a real worker process against the emulator, asserting the exact result calls."""
+"""The worker end to end: the real daemon against the emulator, asserting the exact result calls.
+
+The daemon runs in process (see conftest), on a clock SPEED times faster than real time; a test that
+needs the process itself (a signal) starts one.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from conftest import (
     DOCUMENT,
     INSTANCE,
     OTHER_INSTANCE,
+    SPEED,
     Harness,
     wait_for,
 )
@@ -44,7 +49,7 @@ def checkpoint_call(results: list[tuple[str, dict]]) -> dict:
 
 def test_happy_path_checkpoints_then_succeeds(harness: Harness) -> None:
     execution = harness.enqueue()
-    worker = harness.start(harness.config())
+    worker = harness.start_in_process(harness.config())
     final = harness.final(execution)
     assert worker.stop() == 0
 
@@ -88,8 +93,8 @@ def test_artifact_read_with_job_credentials_and_ranges(harness: Harness) -> None
     big = {f"src/file{n}.bin": bytes(range(256)) * 400 for n in range(40)}  # ~4 MB stored
     execution = harness.enqueue({**big, "abc.json": json.dumps({"instance_id": INSTANCE, "message": "hi"})})
     job = harness.emu.codepipeline.jobs_for(execution)[0]
-    worker = harness.run_once(harness.config())
-    assert worker.proc.returncode == 0
+    worker = harness.run_once_in_process(harness.config())
+    assert worker.returncode == 0
     reads = [a for a in harness.emu.s3_accesses if a.bucket == BUCKET and a.method == "GET"]
     key_ids = {a.access_key_id for a in reads}
     assert key_ids == {job.credentials["accessKeyId"]}
@@ -97,14 +102,14 @@ def test_artifact_read_with_job_credentials_and_ranges(harness: Harness) -> None
     assert 1 <= len(ranged) <= 3  # tail + maybe the member, whatever the archive's size
     assert all(a.operation == "GetObject" for a in reads)
     assert not any(job.credentials["secretAccessKey"] in line or job.credentials["sessionToken"] in line
-                   for line in worker.log_path.read_text().splitlines())
+                   for line in worker.log_text().splitlines())
 
 
 def test_failed_step_reports_exit_code_and_stderr(harness: Harness) -> None:
     harness.emu.ssm.create_document("codepipeline-ssm-fail", FAILING_DOCUMENT, fmt="YAML")
     execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-fail"},
                                 spec={"instance_id": INSTANCE, "message": "release 7"})
-    worker = harness.start(harness.config())
+    worker = harness.start_in_process(harness.config())
     final = harness.final(execution)
     worker.stop()
     command_id = harness.emu.ssm.sent_commands[0].command_id
@@ -130,8 +135,8 @@ def configuration_error(harness: Harness, execution: str) -> str:
 
 
 def run_to_result(harness: Harness, execution: str, **config: object) -> str:
-    worker = harness.run_once(harness.config(**config))
-    assert worker.proc.returncode == 0
+    worker = harness.run_once_in_process(harness.config(**config))
+    assert worker.returncode == 0
     return configuration_error(harness, execution)
 
 
@@ -189,8 +194,8 @@ def test_instance_not_allowed(harness: Harness) -> None:
 def test_missing_artifact_is_revision_unavailable(harness: Harness) -> None:
     harness.emu.put_object(BUCKET, "other/object.zip", b"x")  # the bucket exists, the artifact does not
     execution = harness.enqueue(artifact=False)
-    worker = harness.run_once(harness.config())
-    assert worker.proc.returncode == 0
+    worker = harness.run_once_in_process(harness.config())
+    assert worker.returncode == 0
     final = harness.final(execution)
     assert final.operation == "PutJobFailureResult"
     assert final.request["failureDetails"]["type"] == "RevisionUnavailable"
@@ -207,7 +212,7 @@ def test_fixed_parameters_cannot_be_overridden(harness: Harness) -> None:
 
 def test_two_instances_one_command(harness: Harness) -> None:
     execution = harness.enqueue(spec={"instance_ids": [INSTANCE, OTHER_INSTANCE], "message": "both"})
-    worker = harness.start(harness.config())
+    worker = harness.start_in_process(harness.config())
     final = harness.final(execution)
     worker.stop()
     assert final.request["outputVariables"]["InstanceIds"] == f"{INSTANCE},{OTHER_INSTANCE}"
@@ -219,9 +224,9 @@ def test_two_workers_race_for_one_job(harness: Harness) -> None:
     harness.emu.faults.inject("AcknowledgeJob", delay=1.5, times=1)
     execution = harness.enqueue()
     config = harness.config()
-    first = harness.start(config, name="a")
+    first = harness.start_in_process(config, name="a")
     wait_for(lambda: harness.emu.faults.fired("AcknowledgeJob"))
-    second = harness.start(config, name="b")
+    second = harness.start_in_process(config, name="b")
     final = harness.final(execution)
     first.stop()
     second.stop()
@@ -236,15 +241,15 @@ def test_two_workers_race_for_one_job(harness: Harness) -> None:
             and c.error_code == "InvalidNonceException"]
 
 
-def test_job_continued_by_another_worker_process(harness: Harness) -> None:
-    harness.emu.ssm.create_document("codepipeline-ssm-slow", SLOW_DOCUMENT, fmt="YAML")
+def test_job_continued_by_another_worker(harness: Harness) -> None:
+    harness.emu.ssm.create_document("codepipeline-ssm-slow", SLOW_DOCUMENT.format(seconds=2 / SPEED), fmt="YAML")
     execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-slow"},
                                 spec={"instance_id": INSTANCE})
-    first = harness.run_once(harness.config())
-    assert first.proc.returncode == 0
+    first = harness.run_once_in_process(harness.config())
+    assert first.returncode == 0
     assert [e["event"] for e in first.events()].count("job.checkpointed") == 1
     assert harness.emu.codepipeline.final_result(execution) is None
-    second = harness.start(harness.config())
+    second = harness.start_in_process(harness.config())
     final = harness.final(execution)
     second.stop()
     assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
@@ -255,20 +260,21 @@ def test_job_continued_by_another_worker_process(harness: Harness) -> None:
 
 SLOW_DOCUMENT = """
 schemaVersion: "2.2"
-description: takes a couple of seconds
+description: takes a few seconds
 mainSteps:
   - action: aws:runShellScript
     name: Slow
     inputs:
-      runCommand: ["sleep 2", "echo done"]
+      runCommand: ["sleep {seconds}", "echo done"]
 """
 
 
 def test_hold_time_hands_the_token_back_with_progress(harness: Harness) -> None:
-    harness.emu.ssm.create_document("codepipeline-ssm-slow", SLOW_DOCUMENT.replace("sleep 2", "sleep 4"), fmt="YAML")
+    # 10 worker seconds against a hold_time of 1: several hand-backs while it runs
+    harness.emu.ssm.create_document("codepipeline-ssm-slow", SLOW_DOCUMENT.format(seconds=10 / SPEED), fmt="YAML")
     execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-slow"},
                                 spec={"instance_id": INSTANCE})
-    worker = harness.start(harness.config(hold_time=1))
+    worker = harness.start_in_process(harness.config(hold_time=1))
     final = harness.final(execution)
     worker.stop()
     results = harness.results(execution)
@@ -289,7 +295,7 @@ def test_throttling_on_poll_and_status_checks(harness: Harness) -> None:
     harness.emu.faults.inject("ListCommandInvocations", error="ThrottlingException", times=6)
     harness.emu.faults.inject("GetCommandInvocation", error="ThrottlingException", times=6)
     execution = harness.enqueue()
-    worker = harness.start(harness.config())
+    worker = harness.start_in_process(harness.config())
     final = harness.final(execution, timeout=60)
     assert worker.stop() == 0
     assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
@@ -299,11 +305,14 @@ def test_throttling_on_poll_and_status_checks(harness: Harness) -> None:
 
 
 def test_ambiguous_send_error_does_not_send_twice(harness: Harness) -> None:
-    """SendCommand ran but its answer was a 500, and ListCommands shows the command only 2 s later."""
-    harness.emu.ssm.list_commands_visibility_delay = 2.0
+    """SendCommand ran but its answer was a 500, and ListCommands shows the command only 2 s later.
+
+    (2 worker seconds: within handler.LIST_VISIBILITY, which the worker waits out before it looks.)
+    """
+    harness.emu.ssm.list_commands_visibility_delay = 2.0 / SPEED
     harness.emu.faults.inject("SendCommand", status=500, times=1, after=True)
     execution = harness.enqueue()
-    worker = harness.start(harness.config())
+    worker = harness.start_in_process(harness.config())
     final = harness.final(execution)
     worker.stop()
     assert final.operation == "PutJobSuccessResult"
@@ -314,7 +323,7 @@ def test_ambiguous_send_error_does_not_send_twice(harness: Harness) -> None:
 def test_daemon_survives_a_bad_job_and_takes_the_next(harness: Harness) -> None:
     bad = harness.enqueue({"abc.json": "not json"})
     good = harness.enqueue()
-    worker = harness.start(harness.config(concurrency=1))
+    worker = harness.start(harness.config(concurrency=1))  # a process: SIGINT is part of the test
     assert harness.final(bad).request["failureDetails"]["type"] == "ConfigurationError"
     assert harness.final(good).operation == "PutJobSuccessResult"
     assert worker.proc.poll() is None
@@ -348,7 +357,7 @@ def test_long_output_is_cut_to_the_failure_message_limit(harness: Harness) -> No
     harness.emu.ssm.create_document("codepipeline-ssm-noisy", NOISY_DOCUMENT, fmt="YAML")
     execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-noisy"},
                                 spec={"instance_ids": [INSTANCE, OTHER_INSTANCE]})
-    worker = harness.start(harness.config())
+    worker = harness.start_in_process(harness.config())
     final = harness.final(execution)
     worker.stop()
     message = final.request["failureDetails"]["message"]
@@ -365,7 +374,7 @@ def test_long_output_is_cut_to_the_failure_message_limit(harness: Harness) -> No
 def test_worker_over_rpc_v2_cbor(harness: Harness) -> None:
     """botocore's CodePipeline model also lists smithy-rpc-v2-cbor: the worker works over it too."""
     execution = harness.enqueue()
-    worker = harness.start(harness.config(), env=harness.emu.env(codepipeline_protocol="smithy-rpc-v2-cbor"))
+    worker = harness.start_in_process(harness.config(), codepipeline_protocol="smithy-rpc-v2-cbor")
     final = harness.final(execution)
     assert worker.stop() == 0
     assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
@@ -387,7 +396,7 @@ def test_fleets_are_separated_by_the_queryable_property(harness: Harness) -> Non
             fleet_type, configuration={"DocumentName": DOCUMENT, "Fleet": fleet},
             input_artifacts=[{"name": "SourceArtifact", "bucket": BUCKET, "key": "fleet/source.zip"}])
         executions[fleet] = harness.emu.codepipeline.job(job_id).action_execution_id
-    worker = harness.start(harness.config(action_type=fleet_type, query_param={"Fleet": "linux"}))
+    worker = harness.start_in_process(harness.config(action_type=fleet_type, query_param={"Fleet": "linux"}))
     assert harness.final(executions["linux"]).operation == "PutJobSuccessResult"
     assert worker.stop() == 0
     assert harness.emu.codepipeline.results_for(executions["windows"]) == []
@@ -399,7 +408,7 @@ def test_full_output_destinations_are_sent_and_named_in_failures(harness: Harnes
     harness.emu.ssm.create_document("codepipeline-ssm-fail", FAILING_DOCUMENT, fmt="YAML")
     execution = harness.enqueue(configuration={"DocumentName": "codepipeline-ssm-fail"},
                                 spec={"instance_id": INSTANCE, "message": "x"})
-    worker = harness.start(harness.config(output_s3_bucket="ops-command-logs", output_s3_key_prefix="pipelines/",
+    worker = harness.start_in_process(harness.config(output_s3_bucket="ops-command-logs", output_s3_key_prefix="pipelines/",
                                           cloudwatch_log_group="/ssm/pipelines"))
     final = harness.final(execution)
     worker.stop()
@@ -422,7 +431,7 @@ def test_output_artifact_is_written_with_job_credentials_and_kms(harness: Harnes
         output_artifacts=[{"name": "RunResult", "bucket": BUCKET, "key": "out/result.zip"}],
         encryption_key_id=key_arn)
     execution = harness.emu.codepipeline.job(job_id).action_execution_id
-    worker = harness.start(harness.config())
+    worker = harness.start_in_process(harness.config())
     final = harness.final(execution)
     worker.stop()
     assert final.operation == "PutJobSuccessResult" and "continuationToken" not in final.request
@@ -447,8 +456,8 @@ def test_foreign_continuation_token_fails_with_advice(harness: Harness) -> None:
         input_artifacts=[{"name": "SourceArtifact", "bucket": BUCKET, "key": "none.zip"}],
         continuation_token="step-functions-state-v0")
     execution = harness.emu.codepipeline.job(job_id).action_execution_id
-    worker = harness.run_once(harness.config())
-    assert worker.proc.returncode == 0
+    worker = harness.run_once(harness.config())  # a process: `run --once` exits 0 once the polled job ended
+    assert worker.returncode == 0
     final = harness.final(execution)
     assert final.request["failureDetails"] == {
         "type": "JobFailed",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,13 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     log.setup(config.log_format)
-    return Daemon(config, build_clients(config), once=args.once, stop=signals.stop).run()
+    daemon = Daemon(config, build_clients(config), once=args.once, stop=signals.stop)
+    status = daemon.run()
+    if daemon.threads_left:  # job threads stuck in AWS calls would hold the interpreter open: leave now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextvars
 import fcntl
 import os
-import sys
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from botocore.config import Config as BotoConfig
 
 from worker import __version__, systemd
 from worker.artifacts import S3Clients
+from worker.clock import Clock
 from worker.config import Config
 from worker.errors import ConfigFileError, aws_code
 from worker.handler import Clients, Handler
@@ -40,9 +39,13 @@ RECOVERY_INTERVAL = 60.0  # seconds between journal reads when nothing is left t
 RECOVERY_RETRY_MIN = 1.0  # first wait after a recovery (or a claim or result call) failed; doubles up to the interval
 
 
-def build_clients(config: Config) -> Clients:
-    """Clients with the worker's own credentials; endpoints come from AWS_ENDPOINT_URL[_<SERVICE>]."""
-    session = boto3.session.Session(region_name=config.region)
+def build_clients(config: Config, session: boto3.session.Session | None = None) -> Clients:
+    """Clients with the worker's own credentials; endpoints come from AWS_ENDPOINT_URL[_<SERVICE>].
+
+    `session` defaults to the standard chain (environment, profile, instance role); a caller with
+    its own (the in-process tests: the emulator's endpoint and keys) passes it instead.
+    """
+    session = session or boto3.session.Session(region_name=config.region)
     if not session.region_name:
         raise ConfigFileError("no AWS region: set 'region' in the config file or AWS_REGION in the environment")
     base = BotoConfig(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=20,
@@ -83,22 +86,24 @@ class Daemon:
     """rq-style loop: check the stop flag, reap, recover, poll, dispatch, heartbeat, sleep."""
 
     def __init__(self, config: Config, clients: Clients, *, once: bool = False,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, clock: Clock | None = None) -> None:
         self.config = config
         self.once = once
         self.stop = stop or threading.Event()
+        self.clock = clock or Clock()
         directory = state_dir(config)  # the config's, else systemd's StateDirectory=
         self._lock_fd = _lock_state_dir(directory) if directory else None
         self.journal = Journal(directory) if directory else None
-        self.handler = Handler(config, clients, self.stop, self.journal)
+        self.handler = Handler(config, clients, self.stop, self.journal, self.clock)
         self.api = JobAPI(clients.codepipeline, config.action_type, config.query_param)
         self.heartbeat = heartbeat_path(config)
         self.interval = config.poll_interval_min
         self.in_flight: dict[Future[Any], Slot] = {}  # the loop's thread alone reads and changes it
         self._ready = False
         self._heartbeat_failing = False
-        self._next_recovery = 0.0  # monotonic time of the next journal read
+        self._next_recovery = 0.0  # the clock's monotonic time of the next journal read
         self._recovery_wait = RECOVERY_RETRY_MIN
+        self.threads_left = False  # set at shutdown when job threads are still stuck in AWS calls
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -127,7 +132,7 @@ class Daemon:
                 break
             self.interval = self.config.poll_interval_min if polled else \
                 min(self.interval * 2, self.config.poll_interval_max)
-            self.stop.wait(self.interval)
+            self.clock.wait(self.stop, self.interval)
         return self._shut_down(pool, status)
 
     def _reap(self) -> None:
@@ -141,7 +146,7 @@ class Daemon:
                 log.error("job.crashed", job_id=slot.job_id, error=repr(error))
             settled = settled and error is None and future.result() is not False
         if not settled and self.journal:
-            self._next_recovery = min(self._next_recovery, time.monotonic() + self._recovery_wait)
+            self._next_recovery = min(self._next_recovery, self.clock.monotonic() + self._recovery_wait)
             self._recovery_wait = min(self._recovery_wait * 2, RECOVERY_INTERVAL)
 
     def _shut_down(self, pool: ThreadPoolExecutor, status: int) -> int:
@@ -161,18 +166,21 @@ class Daemon:
                     if slot.recovery or not self.handler.take_over(slot.job_id)]
             if left:
                 log.warning("worker.abandoned_jobs", jobs=sorted(left), journal=bool(self.journal))
-            log.info("worker.stopped", status=status)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
+            self.threads_left = True  # the caller ends the process without waiting for them (cli)
         log.info("worker.stopped", status=status)
         return status
 
+    def close(self) -> None:
+        """Release the state directory (process exit does it too; an embedding caller calls this)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def _recover(self, pool: ThreadPoolExecutor) -> None:
         """Start recovering journaled jobs no thread is working on, each in a slot (at start, then now and then)."""
-        if not self.journal or time.monotonic() < self._next_recovery:
+        if not self.journal or self.clock.monotonic() < self._next_recovery:
             return
-        self._next_recovery = time.monotonic() + RECOVERY_INTERVAL
+        self._next_recovery = self.clock.monotonic() + RECOVERY_INTERVAL
         busy = {slot.job_id for slot in self.in_flight.values()}
         try:
             pending = [u for u in self.journal.unfinished() if u.job_id not in busy]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +21,13 @@ from tenacity import (
     retry_if_exception,
     retry_if_result,
     stop_after_attempt,
-    stop_after_delay,
     stop_when_event_set,
     wait_exponential,
 )
 
 from worker import artifacts, commands, journal, redact
 from worker.checkpoint import PLANNED, SENT, Checkpoint, decode, refusal
+from worker.clock import Clock
 from worker.config import Config
 from worker.errors import (
     BadToken,
@@ -181,10 +180,11 @@ def handback(cp: Checkpoint, summary: str, percent: int = 0) -> Outcome:
 
 class Handler:
     def __init__(self, config: Config, clients: Clients, stop: threading.Event,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, clock: Clock | None = None) -> None:
         self.config = config
         self.clients = clients
         self.stop = stop
+        self.clock = clock or Clock()
         self.journal = journal
         self.in_flight = InFlight()
         self.api = JobAPI(clients.codepipeline, config.action_type, config.query_param)
@@ -198,9 +198,13 @@ class Handler:
             stop=stop_after_attempt(1 + (self.config.transient_retries if attempts is None else attempts))
             | stop_when_event_set(self.stop),
             wait=wait_exponential(multiplier=1, min=1, max=8),
-            sleep=self.stop.wait,
+            sleep=self._sleep,
             reraise=True,
         )
+
+    def _sleep(self, seconds: float) -> None:
+        """Tenacity's sleep: on the worker's clock, cut short by a stop request."""
+        self.clock.wait(self.stop, seconds)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self._retrying()(fn, *args, **kwargs)
@@ -279,7 +283,7 @@ class Handler:
         try:
             if cp.phase == SENT and cp.command_id:
                 structlog.contextvars.bind_contextvars(command_id=cp.command_id)
-                return self.track(job, cp.clamped(time.time()))
+                return self.track(job, cp.clamped(self.clock.now()))
             return self.start(job)
         except Exception as exc:
             error = classify(exc, "the worker")
@@ -292,7 +296,7 @@ class Handler:
 
     def start(self, job: Job) -> Outcome:
         """Read the spec, plan, and send; the outcome is the checkpoint that records the command id."""
-        claimed_at = datetime.now(UTC)
+        claimed_at = datetime.fromtimestamp(self.clock.now(), UTC)
         if not job.input_artifacts:
             raise SpecError("the action has no input artifact; give it the source output that holds the spec file")
         artifact = job.input_artifacts[0]
@@ -325,7 +329,7 @@ class Handler:
             return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")
         self._record(journal.SENDING, job.id, document=name)
         command_id = self.send(job, plan, claimed_at)
-        sent_at = time.time()
+        sent_at = self.clock.now()
         self._record(journal.SENT, job.id, command_id=command_id, sent_at=sent_at)
         self.in_flight.sent(job.id, Checkpoint(SENT, command_id, sent_at, job.id))
         structlog.contextvars.bind_contextvars(command_id=command_id)
@@ -346,7 +350,7 @@ class Handler:
         def attempt() -> str:
             nonlocal uncertain_since
             if uncertain_since is not None:
-                self.stop.wait(max(0.0, uncertain_since + LIST_VISIBILITY - time.time()))
+                self.clock.wait(self.stop, LIST_VISIBILITY - self.clock.since(uncertain_since))
                 found = commands.find_sent(self.clients.ssm, job.id, plan.document_name, claimed_at)
                 if found:
                     log.warning("command.found_after_error", command_id=found)
@@ -357,7 +361,7 @@ class Handler:
                 return commands.send(self.clients.ssm_send, plan)
             except Exception as exc:
                 if uncertain_since is None and maybe_executed(exc):
-                    uncertain_since = time.time()
+                    uncertain_since = self.clock.now()
                 raise
 
         try:
@@ -391,7 +395,7 @@ class Handler:
                          statuses=sorted({i.status for i in prog.invocations}))
                 if prog.done:
                     return prog
-                if not prog.invocations and time.time() - (cp.sent_at or 0) > self.config.invocation_grace:
+                if not prog.invocations and self.clock.since(cp.sent_at or 0) > self.config.invocation_grace:
                     record = commands.command_record(self.clients.ssm, cp.command_id)
                     if record is None or record.get("Status") not in commands.ACTIVE:
                         return prog  # no invocation will ever appear
@@ -404,11 +408,12 @@ class Handler:
                 log.warning("command.check_failed", error=str(exc), code=aws_code(exc))
                 return None  # check again later: the command runs regardless
 
+        held_until = self.clock.monotonic() + self.config.hold_time
         retrying = Retrying(
             retry=retry_if_result(lambda r: r is None),
-            stop=stop_after_delay(self.config.hold_time) | stop_when_event_set(self.stop),
+            stop=lambda _state: self.stop.is_set() or self.clock.monotonic() >= held_until,
             wait=wait_exponential(multiplier=0.5, min=0.5, max=10),
-            sleep=self.stop.wait,
+            sleep=self._sleep,
             retry_error_callback=lambda _state: None,
         )
         try:
@@ -457,7 +462,7 @@ class Handler:
                 raise
             record = None
         if record is None:
-            if time.time() - cp.sent_at < LIST_VISIBILITY:
+            if self.clock.since(cp.sent_at) < LIST_VISIBILITY:
                 return False
             raise BadToken(f"SSM has no command {cp.command_id}, which the job's continuation token names (commands "
                            "expire after 30 days); nothing was done: re-run the pipeline stage")
@@ -559,7 +564,7 @@ class Handler:
             return handback(carried, "Handed back after a worker restart; the next job continues it")
         cp = Checkpoint(SENT, job.command_id, job.sent_at, job.job_id) if job.command_id else Checkpoint(PLANNED)
         if job.intent_without_command and job.document:
-            if self.stop.wait(max(0.0, (job.intent_at or 0) + LIST_VISIBILITY - time.time())):
+            if self.clock.wait(self.stop, LIST_VISIBILITY - self.clock.since(job.intent_at or 0)):
                 return None  # stopping before SSM surely lists the command: not sure it was not sent
             found = self._call(commands.find_sent, self.clients.ssm, job.job_id, job.document,
                                datetime.fromtimestamp(job.claimed_at, UTC))
