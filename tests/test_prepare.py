@@ -139,3 +139,29 @@ def test_dry_run_prints_the_request_the_daemon_sends(harness: Harness, tmp_path:
     local = dry_run_request(replace(options, document=str(document_file), document_name=case.document))
     assert local == {**from_ssm, "DocumentVersion": options.document_version}
     assert from_ssm["DocumentVersion"] == sent["DocumentVersion"] == "1"
+
+
+REFUSED = {
+    "DocumentVersion the action may not give": ({"DocumentName": DOCUMENT, "DocumentVersion": "v2"}, spec_json()),
+    "document outside allowed_documents": ({"DocumentName": "AWS-RunShellScript"}, spec_json()),
+    "worker-filled parameter in the spec": ({"DocumentName": DOCUMENT}, spec_json(pipeline_execution_id="x")),
+}
+
+
+@pytest.mark.parametrize(("configuration", "spec"), REFUSED.values(), ids=REFUSED)
+def test_dry_run_refuses_what_the_daemon_refuses_with_its_message(harness: Harness, tmp_path: Path,
+                                                                  configuration: dict[str, str], spec: str) -> None:
+    execution = harness.enqueue({"abc.json": spec}, configuration=configuration)
+    [job] = harness.emu.codepipeline.jobs_for(execution)
+    config = harness.config()
+    assert harness.run_once(config).proc.returncode == 0
+    final = harness.final(execution)
+    assert (final.operation, harness.sends()) == ("PutJobFailureResult", [])
+
+    out, err = io.StringIO(), io.StringIO()
+    options = Options(path=artifact_of(harness, job, tmp_path / "artifact.zip"), document=str(ROOT / "ssm" / "linux.yml"),
+                      document_name=configuration["DocumentName"], config=config, json=True,
+                      document_version=configuration.get("DocumentVersion", "$DEFAULT"))
+    assert dry_run(options, out, err) == 2
+    assert json.loads(out.getvalue())["error"] == {"type": "ConfigurationError",
+                                                   "message": final.request["failureDetails"]["message"]}
