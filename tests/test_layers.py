@@ -13,9 +13,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "worker"
 FLOORS = {
     "cli": 5,
-    "daemon": 4, "dryrun": 4,
-    "handler": 3,
-    # plan belongs on floor 3 beside handler, but commands (floor 2) still imports its Plan.
+    "daemon": 4, "dryrun": 4,  # dryrun: a package (command, inputs, report, execute)
+    "handler": 3, "prepare": 3,
+    # plan would sit on floor 3 beside prepare, but commands (its Plan, full_output_hint) and checkpoint
+    # (check_document, job_comment: a token is honoured by the same rules) on floor 2 import it.
     "jobs": 2, "artifacts": 2, "spec": 2, "ssmdoc": 2, "commands": 2, "plan": 2, "checkpoint": 2,
     "health": 2,
     "errors": 1, "config": 1, "journal": 1, "state": 1, "log": 1, "redact": 1, "signals": 1, "systemd": 1,
@@ -99,6 +100,15 @@ def test_pure_modules_do_not_touch_aws(path: Path) -> None:
     imported = imported_modules(path)
     assert not {n.split(".")[0] for n in imported} & IMPURE, imported
     assert "worker.ssmdoc.runner" not in imported, "the runner does I/O; pure code must not load it"
+
+
+PREPARATION = {"worker.spec.parse_spec", "worker.plan.auto_parameters", "worker.plan.make_plan"}
+
+
+@pytest.mark.parametrize("path", [p for p in PRODUCT if top_name(p) not in ("prepare", "spec", "plan")], ids=_ids)
+def test_only_prepare_builds_a_request(path: Path) -> None:
+    """The daemon and dry-run share one preparation path (worker/prepare.py), so they cannot drift."""
+    assert not imported_modules(path) & PREPARATION
 
 
 @pytest.mark.parametrize("path", PRODUCT, ids=_ids)

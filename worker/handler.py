@@ -44,15 +44,8 @@ from worker.errors import (
 )
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
-from worker.plan import (
-    Plan,
-    auto_parameters,
-    check_document,
-    document_version,
-    job_comment,
-    make_plan,
-)
-from worker.spec import parse_spec
+from worker.plan import Plan, document_version
+from worker.prepare import JobContext, prepare
 from worker.ssmdoc import Document, load_document
 
 log = structlog.get_logger("worker")
@@ -301,29 +294,26 @@ class Handler:
             raise SpecError("the action has no input artifact; give it the source output that holds the spec file")
         artifact = job.input_artifacts[0]
         s3 = self.clients.s3.for_job(job.credentials)
-        raw = self._aws(f"reading {job.spec_file} from s3://{artifact.bucket}/{artifact.key}", artifacts.read_member,
-                        s3, artifact, job.spec_file, max_bytes=self.config.spec_max_bytes)
-        spec = parse_spec(raw, source=job.spec_file)
-        log.info("spec.read", spec_file=job.spec_file, bytes=len(raw))
 
-        name = job.configuration.get("DocumentName", "")
-        if not name:
-            raise DocumentError("the action configuration has no DocumentName; set it to the SSM document to run")
-        check_document(name, self.config)
-        version, document = self._aws(f"fetching document {name!r}", self.documents.get, name,
-                                      job.configuration.get("DocumentVersion"))
-        log.info("document.resolved", document=name, version=version)
+        def read_spec(member: str) -> bytes:
+            return self._aws(f"reading {job.spec_file} from s3://{artifact.bucket}/{artifact.key}",
+                             artifacts.read_member, s3, artifact, member, max_bytes=self.config.spec_max_bytes)
+
+        def fetch_document(name: str, version: str) -> tuple[str, Document]:
+            return self._aws(f"fetching document {name!r}", self.documents.get, name, version)
 
         def artifact_url() -> str:
             url = artifacts.presigned_url(s3, artifact, self.config.artifact_url_expiry)
             redact.add(redact.url_secrets(url))  # its signature is as secret as the credentials
             return url
 
-        auto = auto_parameters(document, job_id=job.id, pipeline_execution_id=job.pipeline_execution_id,
-                               source_revision=artifact.revision, artifact_url=artifact_url)
-        plan = make_plan(spec, document, document_name=name, document_version=version, config=self.config,
-                         auto=auto, comment=job_comment(job.id, job.action_execution_id, job.where))
-        log.info("command.planned", document=name, version=version, parameters=sorted(plan.parameters))
+        prepared = prepare(spec_file=job.spec_file, read_spec=read_spec,
+                           document_name=job.configuration.get("DocumentName", ""),
+                           version=job.configuration.get("DocumentVersion"), fetch_document=fetch_document,
+                           config=self.config,
+                           job=JobContext(job.id, job.action_execution_id, job.pipeline_execution_id, job.where,
+                                          artifact.revision, artifact_url))
+        plan, name, version = prepared.plan, prepared.document_name, prepared.version
         if not self.in_flight.begin_send(job.id, self.stop):
             log.info("job.handing_back", phase=PLANNED)
             return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")

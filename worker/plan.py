@@ -1,8 +1,8 @@
 """The plan: the exact SendCommand a job will make, built and checked before anything is sent.
 
 Pure: the spec, the document, the worker's configuration and the job's own facts in; a Plan
-or a ConfigurationError naming every problem out. The daemon and dry-run both call
-`check_document` and `make_plan`, so a rule is enforced in one place.
+or a ConfigurationError naming every problem out. The daemon and dry-run both reach these rules
+through `worker.prepare`, so a rule is enforced in one place.
 """
 
 from __future__ import annotations
