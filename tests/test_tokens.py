@@ -29,8 +29,6 @@ mainSteps:
     inputs:
       runCommand: ["sleep {seconds}", "echo done"]
 """
-# Calls that read or change a command: none may name a command the token was refused for.
-COMMAND_CALLS = ("ListCommandInvocations", "GetCommandInvocation", "CancelCommand")
 
 
 def enqueue_with_token(harness: Harness, token: str, **context: str) -> str:

@@ -43,7 +43,7 @@ from worker.errors import (
     is_transient,
     maybe_executed,
 )
-from worker.jobs import Job, JobAPI
+from worker.jobs import LIMITS, Job, JobAPI
 from worker.journal import Event, Journal
 from worker.plan import Plan, document_version
 from worker.prepare import JobContext, prepare
@@ -54,6 +54,10 @@ T = TypeVar("T")
 _LOST_CLAIM = frozenset({"InvalidNonceException", "JobNotFoundException"})
 _GONE_COMMAND = frozenset({"InvalidCommandId"})
 LIST_VISIBILITY = 5.0  # seconds a just-sent command may take to show in ListCommands (not published: a margin)
+# What the console shows for a job handed back with a continuation token, by why it was handed back.
+STOPPED_BEFORE_SENDING = "Worker stopped before sending; the next job continues it"
+STOPPED = "Worker stopped; the next job continues it"
+RESTARTED = "Handed back after a worker restart; the next job continues it"
 
 
 class ResultKind(StrEnum):
@@ -189,6 +193,12 @@ def handback(cp: Checkpoint, summary: str, percent: int = 0) -> Outcome:
     return Outcome(ResultKind.CHECKPOINT, summary, checkpoint=cp, percent=percent, external_id=cp.command_id)
 
 
+def _not_sent(**fields: object) -> Outcome:
+    """The hand-back of a job stopped before its command went out: the next job plans and sends."""
+    log.info("job.handing_back", phase=Phase.PLANNED, **fields)
+    return handback(Checkpoint(Phase.PLANNED), STOPPED_BEFORE_SENDING)
+
+
 class Handler:
     def __init__(self, config: Config, clients: Clients, stop: threading.Event,
                  journal: Journal | None = None, clock: Clock | None = None) -> None:
@@ -299,8 +309,7 @@ class Handler:
         except Exception as exc:
             error = classify(exc, "the worker")
             if self.stop.is_set() and type(error) is SystemUnavailable and cp.phase != Phase.SENT:
-                log.info("job.handing_back", phase=Phase.PLANNED, error=str(error))
-                return handback(Checkpoint(Phase.PLANNED), "Worker stopped before sending; the next job continues it")
+                return _not_sent(error=str(error))
             if not isinstance(exc, WorkerError) and error.failure_type == "JobFailed":
                 log.exception("job.internal_error")
             return Outcome(ResultKind.FAILURE, str(error), failure_type=failure_type(error),
@@ -334,8 +343,7 @@ class Handler:
                                           artifact.revision, artifact_url))
         plan, name, version = prepared.plan, prepared.document_name, prepared.version
         if not self.in_flight.begin_send(job.id, self.stop):
-            log.info("job.handing_back", phase=Phase.PLANNED)
-            return handback(Checkpoint(Phase.PLANNED), "Worker stopped before sending; the next job continues it")
+            return _not_sent()
         self._record(Event.SENDING, job.id, document=name)
         command_id = self.send(job, plan, claimed_at)
         sent_at = self.clock.now()
@@ -449,7 +457,8 @@ class Handler:
                            output_variables={"CommandId": cp.command_id, "Status": "Success",
                                              "InstanceIds": ",".join(i.instance_id for i in final.invocations)[:1000]})
         try:
-            message = self._call(commands.failure_message, self.clients.ssm, final, document=document, limit=5000)
+            message = self._call(commands.failure_message, self.clients.ssm, final, document=document,
+                                 limit=LIMITS["message"])
         except Exception as exc:  # noqa: BLE001 - the failure is known; only its details are missing
             if is_transient(exc):  # the command has ended and stays readable: the next job reads it
                 log.warning("command.check_failed", error=str(exc), code=aws_code(exc))
@@ -529,7 +538,7 @@ class Handler:
             return False
         structlog.contextvars.bind_contextvars(job_id=job_id)
         log.info("job.handing_back", phase=cp.phase, by="main loop")
-        self.report(job_id, handback(cp, "Worker stopped; the next job continues it"))
+        self.report(job_id, handback(cp, STOPPED))
         structlog.contextvars.unbind_contextvars("job_id")
         return True
 
@@ -570,7 +579,7 @@ class Handler:
         if isinstance(carried, BadToken):
             return Outcome(ResultKind.FAILURE, str(carried), failure_type=failure_type(carried))
         if carried.phase == Phase.SENT:
-            return handback(carried, "Handed back after a worker restart; the next job continues it")
+            return handback(carried, RESTARTED)
         cp = Checkpoint(Phase.SENT, job.command_id, job.sent_at, job.job_id) if job.command_id else \
             Checkpoint(Phase.PLANNED)
         if job.intent_without_command and job.document:
@@ -580,7 +589,7 @@ class Handler:
                                datetime.fromtimestamp(job.claimed_at, UTC))
             if found:
                 cp = Checkpoint(Phase.SENT, found, job.intent_at, job.job_id)
-        return handback(cp, "Handed back after a worker restart; the next job continues it")
+        return handback(cp, RESTARTED)
 
 
 def _carried(token: str | None) -> Checkpoint | BadToken:
