@@ -31,7 +31,7 @@ from worker.handler import Clients, Handler
 from worker.health import beat, heartbeat_path
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
-from worker.state import open_private, prepare, state_dir
+from worker.state import open_private, prepare
 
 log = structlog.get_logger("worker")
 SHUTDOWN_GRACE = 3.0  # seconds in-flight jobs get to hand themselves back after a stop signal
@@ -91,7 +91,7 @@ class Daemon:
         self.once = once
         self.stop = stop or threading.Event()
         self.clock = clock or Clock()
-        directory = state_dir(config)  # the config's, else systemd's StateDirectory=
+        directory = Path(config.state_dir) if config.state_dir else None  # load_config resolved it
         self._lock_fd = _lock_state_dir(directory) if directory else None
         self.journal = Journal(directory) if directory else None
         self.handler = Handler(config, clients, self.stop, self.journal, self.clock)
