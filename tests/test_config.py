@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import yaml
 
 from worker.config import ActionType, Config, load_config, parse_config
 from worker.errors import ConfigFileError
@@ -68,3 +69,18 @@ def test_readme_documents_every_key() -> None:
     section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     documented = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
     assert documented == {f.name for f in fields(Config)}
+
+
+def test_state_dir_defaults_to_systemds_state_directory(tmp_path: Path) -> None:
+    """Read once, at load: `run` (the daemon's journal) and `health` (the heartbeat) see the same directory."""
+    from worker.health import heartbeat_path
+
+    path = tmp_path / "worker.yml"
+    path.write_text(yaml.safe_dump(BASE))
+    assert load_config(path, {}).state_dir is None
+    from_systemd = load_config(path, {"STATE_DIRECTORY": "/var/lib/codepipeline-ssm-worker"})
+    assert from_systemd.state_dir == "/var/lib/codepipeline-ssm-worker"
+    assert heartbeat_path(from_systemd) == Path("/var/lib/codepipeline-ssm-worker/heartbeat.json")
+    path.write_text(yaml.safe_dump({**BASE, "state_dir": str(tmp_path / "mine")}))
+    assert load_config(path, {"STATE_DIRECTORY": "/elsewhere"}).state_dir == str(tmp_path / "mine")  # the file wins
+    assert parse_config(BASE).state_dir is None  # parsing alone never reads the environment

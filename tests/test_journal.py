@@ -5,21 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from worker import journal
-from worker.journal import Journal
+from worker.journal import Event, Journal
 
 
 def test_phases_of_unfinished_jobs(tmp_path: Path) -> None:
     j = Journal(tmp_path)
-    j.record(journal.CLAIMING, "a", nonce="n1")
-    j.record(journal.CLAIMING, "b", nonce="n2")
-    j.record(journal.CLAIMED, "b")
-    j.record(journal.SENDING, "b", document="doc")
-    j.record(journal.CLAIMING, "c", nonce="n3")
-    j.record(journal.CLAIMED, "c")
-    j.record(journal.SENDING, "c", document="doc")
-    j.record(journal.SENT, "c", command_id="cmd-c", sent_at=12.5)
-    j.record(journal.CLAIMING, "d", nonce="n4")
-    j.record(journal.ENDED, "d")
+    j.record(Event.CLAIMING, "a", nonce="n1")
+    j.record(Event.CLAIMING, "b", nonce="n2")
+    j.record(Event.CLAIMED, "b")
+    j.record(Event.SENDING, "b", document="doc")
+    j.record(Event.CLAIMING, "c", nonce="n3")
+    j.record(Event.CLAIMED, "c")
+    j.record(Event.SENDING, "c", document="doc")
+    j.record(Event.SENT, "c", command_id="cmd-c", sent_at=12.5)
+    j.record(Event.CLAIMING, "d", nonce="n4")
+    j.record(Event.ENDED, "d")
     by_id = {u.job_id: u for u in j.unfinished()}
     assert set(by_id) == {"a", "b", "c"}
     assert by_id["a"].nonce == "n1" and by_id["a"].document is None
@@ -35,8 +35,8 @@ def test_torn_and_foreign_lines_are_skipped(tmp_path: Path) -> None:
 
 def test_compaction_keeps_only_unfinished_jobs(tmp_path: Path) -> None:
     j = Journal(tmp_path)
-    j.record(journal.CLAIMED, "keep")
-    j.record(journal.SENT, "keep", command_id="cmd", sent_at=1.0)
+    j.record(Event.CLAIMED, "keep")
+    j.record(Event.SENT, "keep", command_id="cmd", sent_at=1.0)
     lines = "".join(f'{{"ev":"claimed","job":"old{n}","t":1}}\n{{"ev":"ended","job":"old{n}","t":2}}\n'
                     for n in range(15000))
     with j.path.open("a") as fh:
@@ -51,8 +51,8 @@ def test_compaction_keeps_only_unfinished_jobs(tmp_path: Path) -> None:
 
 def test_small_journal_is_not_rewritten(tmp_path: Path) -> None:
     j = Journal(tmp_path)
-    j.record(journal.CLAIMED, "a")
-    j.record(journal.ENDED, "a")
+    j.record(Event.CLAIMED, "a")
+    j.record(Event.ENDED, "a")
     inode = j.path.stat().st_ino
     j.compact()
     assert j.path.stat().st_ino == inode and len(j.path.read_text().splitlines()) == 2

@@ -100,9 +100,9 @@ def test_step_timeout() -> None:
     assert time.monotonic() - began < 5
     slow, after = result.steps
     assert (slow.status, slow.exit_code, slow.status_details, slow.stdout) == (
-        "TimedOut", 137, "Execution Timed Out", "started\n")
+        "TimedOut", 137, "ExecutionTimedOut", "started\n")
     assert after.status == "Success"
-    assert (result.status, result.status_details, result.response_code) == ("TimedOut", "Execution Timed Out", 137)
+    assert (result.status, result.status_details, result.response_code) == ("TimedOut", "ExecutionTimedOut", 137)
 
 
 def test_timeout_reaches_background_children(tmp_path: Path) -> None:

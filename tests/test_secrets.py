@@ -32,7 +32,6 @@ from worker.redact import REDACTED, scrub, scrub_text
 KEY_ID = "ASIAQWERTYUIOPASDFGH"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLE/="
 TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+abc/def=="
-SIGNATURE = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
 
 
 def in_job(values: list[str], fn, *args):
@@ -166,7 +165,7 @@ def test_log_lines_are_scrubbed_structlog_and_stdlib() -> None:
     log.setup("json", stream=stream)
     try:
         def write() -> None:
-            log.get_logger("t").info("job.failed", message=f"stderr: {SECRET_KEY}", credentials={"a": "b"})
+            structlog.get_logger("t").info("job.failed", message=f"stderr: {SECRET_KEY}", credentials={"a": "b"})
             logging.getLogger("botocore.test").warning("retrying %s", presigned())
         in_job([SECRET_KEY], write)
     finally:

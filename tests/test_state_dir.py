@@ -77,7 +77,7 @@ def test_without_a_state_dir_nothing_is_written(harness: Harness, tmp_path: Path
 
 def test_compaction_keeps_the_journal_private(tmp_path: Path) -> None:
     j = Journal(tmp_path / "state")
-    j.record(journal.CLAIMING, "keep", nonce="n", token='{"v":1,"phase":"planned"}')
+    j.record(journal.Event.CLAIMING, "keep", nonce="n", token='{"v":1,"phase":"planned"}')
     with j.path.open("a") as fh:
         fh.write("".join(f'{{"ev":"claimed","job":"old{n}","t":1}}\n{{"ev":"ended","job":"old{n}","t":2}}\n'
                          for n in range(15000)))

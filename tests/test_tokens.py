@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import ACTION_TYPE, BUCKET, DOCUMENT, INSTANCE, Harness, wait_for
 
-from worker.checkpoint import PLANNED, SENT, Checkpoint, decode, refusal
+from worker.checkpoint import Checkpoint, Phase, decode, refusal
 from worker.config import ActionType, Config
 from worker.errors import BadToken
 from worker.plan import job_comment
@@ -29,8 +29,6 @@ mainSteps:
     inputs:
       runCommand: ["sleep {seconds}", "echo done"]
 """
-# Calls that read or change a command: none may name a command the token was refused for.
-COMMAND_CALLS = ("ListCommandInvocations", "GetCommandInvocation", "CancelCommand")
 
 
 def enqueue_with_token(harness: Harness, token: str, **context: str) -> str:
@@ -61,7 +59,7 @@ def assert_refused(harness: Harness, execution: str, *, says: str) -> dict[str, 
 def test_token_naming_no_command_fails_in_seconds(harness: Harness) -> None:
     """A send time far in the future is taken as now: the job fails once SSM surely lists a new command."""
     command_id = str(uuid.uuid4())
-    token = Checkpoint(SENT, command_id, time.time() + 10 ** 9, str(uuid.uuid4())).encode()
+    token = Checkpoint(Phase.SENT, command_id, time.time() + 10 ** 9, str(uuid.uuid4())).encode()
     execution = enqueue_with_token(harness, token)
     worker = harness.start(harness.config())
     details = assert_refused(harness, execution, says=f"SSM has no command {command_id}")
@@ -100,7 +98,7 @@ def test_token_for_a_command_of_this_execution_with_a_document_not_allowed(harne
     where = f"{context['pipelineName']}/{context['stage']['name']}/{context['action']['name']}"
     command_id = ssm.send_command(DocumentName="AWS-RunAnything", InstanceIds=[INSTANCE],
                                   Comment=job_comment(job["id"], execution, where))["Command"]["CommandId"]
-    token = Checkpoint(SENT, command_id, time.time(), job["id"]).encode()
+    token = Checkpoint(Phase.SENT, command_id, time.time(), job["id"]).encode()
     codepipeline.put_job_success_result(jobId=job["id"], continuationToken=token)
     worker = harness.start(harness.config())
     final = harness.final(execution, timeout=30)
@@ -166,15 +164,15 @@ def test_tokens_of_another_shape_are_unreadable(body: dict[str, Any]) -> None:
 
 
 def test_a_token_survives_encoding_and_a_future_send_time_is_clamped() -> None:
-    cp = Checkpoint(SENT, COMMAND, 1700000000.125, SENDER)
+    cp = Checkpoint(Phase.SENT, COMMAND, 1700000000.125, SENDER)
     assert decode(cp.encode()) == cp
-    assert decode(Checkpoint(PLANNED).encode()) == Checkpoint(PLANNED)
-    assert Checkpoint(SENT, COMMAND, 5e9, SENDER).clamped(100.0).sent_at == 100.0
+    assert decode(Checkpoint(Phase.PLANNED).encode()) == Checkpoint(Phase.PLANNED)
+    assert Checkpoint(Phase.SENT, COMMAND, 5e9, SENDER).clamped(100.0).sent_at == 100.0
     assert cp.clamped(5e9) == cp
 
 
 def test_refusal_ties_the_command_to_the_action_execution() -> None:
-    cp = Checkpoint(SENT, COMMAND, 1.0, SENDER)
+    cp = Checkpoint(Phase.SENT, COMMAND, 1.0, SENDER)
     ours = {"Comment": job_comment(SENDER, EXECUTION, "p/s/a"), "DocumentName": DOCUMENT}
     assert refusal(cp, ours, action_execution_id=EXECUTION, where="p/s/a", config=CONFIG) is None
     for command, execution in [

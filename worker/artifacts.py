@@ -99,7 +99,6 @@ class RangeReader(io.RawIOBase):
 
     def __init__(self, client: Any, bucket: str, key: str) -> None:
         self.client, self.bucket, self.key = client, bucket, key
-        self.requests = 0
         resp = self._get(f"bytes=-{TAIL}")
         body = resp["Body"].read()
         content_range = resp.get("ContentRange") or ""
@@ -109,7 +108,6 @@ class RangeReader(io.RawIOBase):
         self._buf_start, self._buf = self.size - len(body), body
 
     def _get(self, byte_range: str, **extra: Any) -> Any:
-        self.requests += 1
         return self.client.get_object(Bucket=self.bucket, Key=self.key, Range=byte_range, **extra)
 
     def readable(self) -> bool:

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from worker.config import Config
@@ -23,14 +24,20 @@ from worker.errors import BadToken, NotAllowedError
 from worker.plan import check_document, job_comment
 
 TOKEN_LIMIT = 2048
-PLANNED = "planned"  # claimed, nothing sent: the next worker plans and sends
-SENT = "sent"  # SendCommand returned this command id: the next worker tracks it
+
+
+class Phase(StrEnum):
+    """How far a job got; its value is the token's `phase` field (tokens already issued must still read)."""
+
+    PLANNED = "planned"  # claimed, nothing sent: the next worker plans and sends
+    SENT = "sent"  # SendCommand returned this command id: the next worker tracks it
+
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    phase: str
+    phase: Phase
     command_id: str | None = None
     sent_at: float | None = None
     sent_by: str | None = None  # the job that sent the command: the command's Comment names it
@@ -52,14 +59,14 @@ def decode(token: str) -> Checkpoint:
     try:
         body = json.loads(token)
         phase = body["phase"]
-        if body.get("v") != 1 or phase not in (PLANNED, SENT):
+        if body.get("v") != 1 or phase not in tuple(Phase):
             raise ValueError(phase)
-        if phase == SENT:
+        if phase == Phase.SENT:
             command_id, sent_by, sent_at = str(body["command_id"]), str(body["job"]), float(body["sent_at"])
             if not (_UUID.fullmatch(command_id) and _UUID.fullmatch(sent_by) and math.isfinite(sent_at)):
                 raise ValueError(command_id)
-            return Checkpoint(SENT, command_id, sent_at, sent_by)
-        return Checkpoint(PLANNED)
+            return Checkpoint(Phase.SENT, command_id, sent_at, sent_by)
+        return Checkpoint(Phase.PLANNED)
     except (ValueError, KeyError, TypeError) as exc:
         raise BadToken(f"the job's continuation token was not written by this worker version ({token[:80]!r}); "
                        "retry the stage to start it afresh, after checking in SSM that its command is not "

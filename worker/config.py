@@ -1,15 +1,17 @@
 """The worker's own configuration: one YAML file, checked completely at start-up.
 
 Every key is declared once in `_KEYS` with its parser; an unknown key or a value of the
-wrong type stops the daemon before it polls, with the key named.
+wrong type stops the daemon before it polls, with the key named. The environment is read here
+too, once: `state_dir` defaults to systemd's $STATE_DIRECTORY, so `run` and `health` agree on it.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,8 +206,9 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
     return config
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and check the YAML file at `path`."""
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check the YAML file at `path`; without a `state_dir` key, $STATE_DIRECTORY is the state
+    directory (systemd's StateDirectory=, and the container image's). `environ` defaults to os.environ."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -214,4 +217,8 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigFileError(f"config file {path} is not valid YAML: {exc}") from exc
-    return parse_config(data, source=str(path))
+    config = parse_config(data, source=str(path))
+    systemd_state = (os.environ if environ is None else environ).get("STATE_DIRECTORY")
+    if config.state_dir is None and systemd_state:
+        config = replace(config, state_dir=systemd_state)
+    return config

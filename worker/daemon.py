@@ -31,7 +31,7 @@ from worker.handler import Clients, Handler
 from worker.health import beat, heartbeat_path
 from worker.jobs import Job, JobAPI
 from worker.journal import Journal
-from worker.state import open_private, prepare, state_dir
+from worker.state import open_private, prepare
 
 log = structlog.get_logger("worker")
 SHUTDOWN_GRACE = 3.0  # seconds in-flight jobs get to hand themselves back after a stop signal
@@ -91,12 +91,12 @@ class Daemon:
         self.once = once
         self.stop = stop or threading.Event()
         self.clock = clock or Clock()
-        directory = state_dir(config)  # the config's, else systemd's StateDirectory=
+        directory = Path(config.state_dir) if config.state_dir else None  # load_config resolved it
         self._lock_fd = _lock_state_dir(directory) if directory else None
         self.journal = Journal(directory) if directory else None
         self.handler = Handler(config, clients, self.stop, self.journal, self.clock)
         self.api = JobAPI(clients.codepipeline, config.action_type, config.query_param)
-        self.heartbeat = heartbeat_path(config)
+        self.heartbeat_file = heartbeat_path(config)
         self.interval = config.poll_interval_min
         self.in_flight: dict[Future[Any], Slot] = {}  # the loop's thread alone reads and changes it
         self._ready = False
@@ -127,7 +127,7 @@ class Daemon:
                 if job.id in busy:  # being recovered: not acknowledged now, CodePipeline hands it out again
                     log.info("job.not_claimed", job_id=job.id, reason="being recovered")
                     continue
-                self.in_flight[pool.submit(contextvars.copy_context().run, self.handler.process, job)] = Slot(job.id)
+                self.in_flight[pool.submit(contextvars.copy_context().run, self.handler.see_through, job)] = Slot(job.id)
             if self.once:
                 break
             self.interval = self.config.poll_interval_min if polled else \
@@ -205,25 +205,25 @@ class Daemon:
             hint = " (create the custom action type or fix action_type in the config)" \
                 if code == "ActionTypeNotFoundException" else ""
             log.error("poll.failed", code=code, error=str(exc) + hint)
-            self._alive(polled_ok=False)
+            self._heartbeat(polled_ok=False)
             return None
         if jobs:
             log.info("poll", jobs=len(jobs), free=free)
-        self._alive(polled_ok=True)
+        self._heartbeat(polled_ok=True)
         return jobs
 
-    def _alive(self, *, polled_ok: bool) -> None:
+    def _heartbeat(self, *, polled_ok: bool) -> None:
         """Heartbeat file (a write error is logged once, not fatal) and systemd notifications, once per poll."""
-        if self.heartbeat:
+        if self.heartbeat_file:
             try:
-                beat(self.heartbeat, in_flight=len(self.in_flight), polled_ok=polled_ok)
+                beat(self.heartbeat_file, in_flight=len(self.in_flight), polled_ok=polled_ok)
             except OSError as exc:
                 if not self._heartbeat_failing:
-                    log.error("heartbeat.write_failed", path=str(self.heartbeat), error=str(exc))
+                    log.error("heartbeat.write_failed", path=str(self.heartbeat_file), error=str(exc))
                 self._heartbeat_failing = True
             else:
                 if self._heartbeat_failing:
-                    log.info("heartbeat.written", path=str(self.heartbeat))
+                    log.info("heartbeat.written", path=str(self.heartbeat_file))
                 self._heartbeat_failing = False
         messages = ["WATCHDOG=1", f"STATUS={len(self.in_flight)} job(s) in flight"]
         if polled_ok and not self._ready:

@@ -1,6 +1,6 @@
 """One job, from claim to result: claim → read spec → plan → send → checkpoint → track → report.
 
-`Handler.process` is the only entry point. Once AcknowledgeJob says InProgress, every path ends
+`Handler.see_through` is the only entry point. Once AcknowledgeJob says InProgress, every path ends
 in exactly one result call (invariant 1): a success with a continuation token (checkpoint or
 hand-back), a final success, or a failure whose type comes from `errors.failure_type`.
 """
@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import structlog
@@ -26,7 +27,7 @@ from tenacity import (
 )
 
 from worker import artifacts, commands, journal, redact
-from worker.checkpoint import PLANNED, SENT, Checkpoint, decode, refusal
+from worker.checkpoint import Checkpoint, Phase, decode, refusal
 from worker.clock import Clock
 from worker.config import Config
 from worker.errors import (
@@ -42,8 +43,8 @@ from worker.errors import (
     is_transient,
     maybe_executed,
 )
-from worker.jobs import Job, JobAPI
-from worker.journal import Journal
+from worker.jobs import LIMITS, Job, JobAPI
+from worker.journal import Event, Journal
 from worker.plan import Plan, document_version
 from worker.prepare import JobContext, prepare
 from worker.ssmdoc import Document, load_document
@@ -53,13 +54,25 @@ T = TypeVar("T")
 _LOST_CLAIM = frozenset({"InvalidNonceException", "JobNotFoundException"})
 _GONE_COMMAND = frozenset({"InvalidCommandId"})
 LIST_VISIBILITY = 5.0  # seconds a just-sent command may take to show in ListCommands (not published: a margin)
+# What the console shows for a job handed back with a continuation token, by why it was handed back.
+STOPPED_BEFORE_SENDING = "Worker stopped before sending; the next job continues it"
+STOPPED = "Worker stopped; the next job continues it"
+RESTARTED = "Handed back after a worker restart; the next job continues it"
+
+
+class ResultKind(StrEnum):
+    """Which result call an Outcome makes (the value is what the logs show)."""
+
+    CHECKPOINT = "checkpoint"  # PutJobSuccessResult with a continuation token: the next job carries on
+    SUCCESS = "success"  # PutJobSuccessResult, final
+    FAILURE = "failure"  # PutJobFailureResult
 
 
 @dataclass(frozen=True)
 class Outcome:
     """The one result call a job ends with."""
 
-    kind: str  # "checkpoint" | "success" | "failure"
+    kind: ResultKind
     summary: str
     checkpoint: Checkpoint | None = None
     percent: int | None = None
@@ -111,6 +124,16 @@ class DocumentCache:
         return resolved, document
 
 
+class InFlightPhase(StrEnum):
+    """Where an in-flight job is, and so who may make its result call (its thread or the main loop)."""
+
+    CLAIMED = "claimed"  # acknowledged, nothing sent yet: the loop may hand it back as planned
+    SENDING = "sending"  # inside SendCommand: nobody may hand it back until it returns
+    SENT = "sent"  # the command id is known: the loop may hand it back for tracking
+    REPORTING = "reporting"  # its thread is making the result call
+    TAKEN = "taken"  # the loop handed it back: its thread must not report
+
+
 class InFlight:
     """Each in-flight job's phase, shared by its thread and the main loop.
 
@@ -119,23 +142,22 @@ class InFlight:
     never both, and reported by exactly one of them.
     """
 
-    CLAIMED, SENDING, SENT, REPORTING, TAKEN = "claimed", "sending", "sent", "reporting", "taken"
-
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[str, Checkpoint]] = {}
+        self._jobs: dict[str, tuple[InFlightPhase, Checkpoint]] = {}
 
     def claimed(self, job_id: str, cp: Checkpoint | None) -> None:
         """Register the job with the checkpoint it came with; None (an unreadable token): its thread fails it."""
         with self._lock:
             if cp is None:
-                self._jobs[job_id] = (self.REPORTING, Checkpoint(PLANNED))
+                self._jobs[job_id] = (InFlightPhase.REPORTING, Checkpoint(Phase.PLANNED))
             else:
-                self._jobs[job_id] = (self.SENT if cp.phase == SENT else self.CLAIMED, cp)
+                self._jobs[job_id] = (InFlightPhase.SENT if cp.phase == Phase.SENT else InFlightPhase.CLAIMED, cp)
 
-    def _move(self, job_id: str, to: str, *, unless: tuple[str, ...], cp: Checkpoint | None = None) -> bool:
+    def _move(self, job_id: str, to: InFlightPhase, *, unless: tuple[InFlightPhase, ...],
+              cp: Checkpoint | None = None) -> bool:
         with self._lock:
-            phase, current = self._jobs.get(job_id, (self.TAKEN, Checkpoint(PLANNED)))
+            phase, current = self._jobs.get(job_id, (InFlightPhase.TAKEN, Checkpoint(Phase.PLANNED)))
             if phase in unless:
                 return False
             self._jobs[job_id] = (to, cp or current)
@@ -143,22 +165,22 @@ class InFlight:
 
     def begin_send(self, job_id: str, stop: threading.Event) -> bool:
         """False when the worker is stopping or the loop took the job over: do not send."""
-        return not stop.is_set() and self._move(job_id, self.SENDING, unless=(self.TAKEN,))
+        return not stop.is_set() and self._move(job_id, InFlightPhase.SENDING, unless=(InFlightPhase.TAKEN,))
 
     def sent(self, job_id: str, cp: Checkpoint) -> None:
-        self._move(job_id, self.SENT, unless=(), cp=cp)
+        self._move(job_id, InFlightPhase.SENT, unless=(), cp=cp)
 
     def begin_report(self, job_id: str) -> bool:
         """False when the loop already handed the job back: its thread must not report too."""
-        return self._move(job_id, self.REPORTING, unless=(self.TAKEN,))
+        return self._move(job_id, InFlightPhase.REPORTING, unless=(InFlightPhase.TAKEN,))
 
     def take_over(self, job_id: str) -> Checkpoint | None:
         """The checkpoint to hand back for a stuck job, or None while a send or a result call is under way."""
         with self._lock:
-            phase, cp = self._jobs.get(job_id, (self.TAKEN, Checkpoint(PLANNED)))
-            if phase not in (self.CLAIMED, self.SENT):
+            phase, cp = self._jobs.get(job_id, (InFlightPhase.TAKEN, Checkpoint(Phase.PLANNED)))
+            if phase not in (InFlightPhase.CLAIMED, InFlightPhase.SENT):
                 return None
-            self._jobs[job_id] = (self.TAKEN, cp)
+            self._jobs[job_id] = (InFlightPhase.TAKEN, cp)
             return cp
 
     def done(self, job_id: str) -> None:
@@ -168,7 +190,13 @@ class InFlight:
 
 def handback(cp: Checkpoint, summary: str, percent: int = 0) -> Outcome:
     """A continuation-token result: the next job for this action execution carries on from `cp`."""
-    return Outcome("checkpoint", summary, checkpoint=cp, percent=percent, external_id=cp.command_id)
+    return Outcome(ResultKind.CHECKPOINT, summary, checkpoint=cp, percent=percent, external_id=cp.command_id)
+
+
+def _not_sent(**fields: object) -> Outcome:
+    """The hand-back of a job stopped before its command went out: the next job plans and sends."""
+    log.info("job.handing_back", phase=Phase.PLANNED, **fields)
+    return handback(Checkpoint(Phase.PLANNED), STOPPED_BEFORE_SENDING)
 
 
 class Handler:
@@ -221,7 +249,7 @@ class Handler:
             log.error("journal.write_failed", journal_event=event, error=str(exc))
 
     # -- the job ---------------------------------------------------------------------------------
-    def process(self, job: Job) -> bool:
+    def see_through(self, job: Job) -> bool:
         """Claim the job and see it through; the caller runs this in its own context copy.
 
         False when the job is left in the journal for `recover` (its claim's outcome or its result
@@ -233,21 +261,21 @@ class Handler:
             log.info("job.not_claimed", reason="worker stopping")  # unclaimed: CodePipeline hands it out again
             return True
         # A crash mid-acknowledge is recoverable; the token says whether a command was already sent.
-        self._record(journal.CLAIMING, job.id, nonce=job.nonce, token=job.continuation_token)
+        self._record(Event.CLAIMING, job.id, nonce=job.nonce, token=job.continuation_token)
         ours = self.claim(job.id, job.nonce)
         if ours is None:
             return self.journal is None
         if not ours:
-            self._record(journal.ENDED, job.id)
+            self._record(Event.ENDED, job.id)
             return True
-        self._record(journal.CLAIMED, job.id)
+        self._record(Event.CLAIMED, job.id)
         carried = _carried(job.continuation_token)
         # Registered before anything can fail, with the token's checkpoint: a hand-back needs it.
         self.in_flight.claimed(job.id, carried if isinstance(carried, Checkpoint) else None)
         log.info("job.claimed", continuation=bool(job.continuation_token))
         try:
-            outcome = self.run(job, carried) if isinstance(carried, Checkpoint) else \
-                Outcome("failure", str(carried), failure_type=failure_type(carried))
+            outcome = self.continue_from(job, carried) if isinstance(carried, Checkpoint) else \
+                Outcome(ResultKind.FAILURE, str(carried), failure_type=failure_type(carried))
             if self.in_flight.begin_report(job.id):
                 return self.report(job.id, outcome) or self.journal is None
             return True  # the main loop handed it back
@@ -271,23 +299,23 @@ class Handler:
             log.info("job.claim_lost", status=status)
         return status == "InProgress"
 
-    def run(self, job: Job, cp: Checkpoint) -> Outcome:
+    def continue_from(self, job: Job, cp: Checkpoint) -> Outcome:
         """The job's outcome from the checkpoint it came with; every error becomes a failure outcome here."""
         try:
-            if cp.phase == SENT and cp.command_id:
+            if cp.phase == Phase.SENT and cp.command_id:
                 structlog.contextvars.bind_contextvars(command_id=cp.command_id)
                 return self.track(job, cp.clamped(self.clock.now()))
-            return self.start(job)
+            return self.prepare_and_send(job)
         except Exception as exc:
             error = classify(exc, "the worker")
-            if self.stop.is_set() and type(error) is SystemUnavailable and cp.phase != SENT:
-                log.info("job.handing_back", phase=PLANNED, error=str(error))
-                return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")
+            if self.stop.is_set() and type(error) is SystemUnavailable and cp.phase != Phase.SENT:
+                return _not_sent(error=str(error))
             if not isinstance(exc, WorkerError) and error.failure_type == "JobFailed":
                 log.exception("job.internal_error")
-            return Outcome("failure", str(error), failure_type=failure_type(error), external_id=cp.command_id)
+            return Outcome(ResultKind.FAILURE, str(error), failure_type=failure_type(error),
+                           external_id=cp.command_id)
 
-    def start(self, job: Job) -> Outcome:
+    def prepare_and_send(self, job: Job) -> Outcome:
         """Read the spec, plan, and send; the outcome is the checkpoint that records the command id."""
         claimed_at = datetime.fromtimestamp(self.clock.now(), UTC)
         if not job.input_artifacts:
@@ -315,17 +343,16 @@ class Handler:
                                           artifact.revision, artifact_url))
         plan, name, version = prepared.plan, prepared.document_name, prepared.version
         if not self.in_flight.begin_send(job.id, self.stop):
-            log.info("job.handing_back", phase=PLANNED)
-            return handback(Checkpoint(PLANNED), "Worker stopped before sending; the next job continues it")
-        self._record(journal.SENDING, job.id, document=name)
+            return _not_sent()
+        self._record(Event.SENDING, job.id, document=name)
         command_id = self.send(job, plan, claimed_at)
         sent_at = self.clock.now()
-        self._record(journal.SENT, job.id, command_id=command_id, sent_at=sent_at)
-        self.in_flight.sent(job.id, Checkpoint(SENT, command_id, sent_at, job.id))
+        self._record(Event.SENT, job.id, command_id=command_id, sent_at=sent_at)
+        self.in_flight.sent(job.id, Checkpoint(Phase.SENT, command_id, sent_at, job.id))
         structlog.contextvars.bind_contextvars(command_id=command_id)
         targets = len(plan.instance_ids) or "tagged"
         log.info("command.sent", document=name, version=version, targets=targets)
-        return handback(Checkpoint(SENT, command_id, sent_at, job.id),
+        return handback(Checkpoint(Phase.SENT, command_id, sent_at, job.id),
                         f"Sent SSM command {command_id} ({name} v{version}) to {targets} instance(s)")
 
     def send(self, job: Job, plan: Plan, claimed_at: datetime) -> str:
@@ -410,27 +437,28 @@ class Handler:
             final = retrying(check)
         except BadToken as exc:
             log.warning("job.token_refused", error=str(exc))
-            return Outcome("failure", str(exc), failure_type=failure_type(exc))  # no link to a foreign command
+            return Outcome(ResultKind.FAILURE, str(exc), failure_type=failure_type(exc))  # no link to a foreign command
         except Exception as exc:
             if aws_code(exc) in _GONE_COMMAND:
-                return Outcome("failure", f"SSM has no command {cp.command_id} any more (commands expire after "
-                               "30 days); re-run the pipeline stage", external_id=cp.command_id)
+                return Outcome(ResultKind.FAILURE, f"SSM has no command {cp.command_id} any more (commands expire "
+                               "after 30 days); re-run the pipeline stage", external_id=cp.command_id)
             raise
         if final is None:
             prog = last
             summary = prog.summary() if prog else f"SSM command {cp.command_id}: status not known yet"
-            log.info("job.handing_back", phase=SENT, percent=prog.percent if prog else 0)
+            log.info("job.handing_back", phase=Phase.SENT, percent=prog.percent if prog else 0)
             return handback(cp, summary, prog.percent if prog else 0)
         document = job.configuration.get("DocumentName", "")
         if final.succeeded:
             if job.output_artifacts:
                 self.write_output(job, cp.command_id, document)
-            return Outcome("success", f"SSM command {cp.command_id} succeeded on {len(final.invocations)} "
+            return Outcome(ResultKind.SUCCESS, f"SSM command {cp.command_id} succeeded on {len(final.invocations)} "
                            "instance(s)", external_id=cp.command_id, percent=100,
                            output_variables={"CommandId": cp.command_id, "Status": "Success",
                                              "InstanceIds": ",".join(i.instance_id for i in final.invocations)[:1000]})
         try:
-            message = self._call(commands.failure_message, self.clients.ssm, final, document=document, limit=5000)
+            message = self._call(commands.failure_message, self.clients.ssm, final, document=document,
+                                 limit=LIMITS["message"])
         except Exception as exc:  # noqa: BLE001 - the failure is known; only its details are missing
             if is_transient(exc):  # the command has ended and stays readable: the next job reads it
                 log.warning("command.check_failed", error=str(exc), code=aws_code(exc))
@@ -439,7 +467,7 @@ class Handler:
             message = (f"SSM command {cp.command_id} (document {document}) did not succeed on {len(failed)} of "
                        f"{len(final.invocations)} instance(s) ({final.summary().partition(': ')[2]}); its output "
                        f"could not be read: {classify(exc, 'reading the failed steps')}")
-        return Outcome("failure", message, external_id=cp.command_id)
+        return Outcome(ResultKind.FAILURE, message, external_id=cp.command_id)
 
     def _ours(self, job: Job, cp: Checkpoint) -> bool:
         """True when SSM shows the token's command as sent for this action execution with an allowed
@@ -480,11 +508,11 @@ class Handler:
         job unfinished in the journal, and `recover` makes it later.
         """
         try:
-            if outcome.kind == "failure":
+            if outcome.kind == ResultKind.FAILURE:
                 self._call(self.api.fail, job_id, outcome.failure_type, outcome.summary,
                            external_id=outcome.external_id)
                 log.info("job.failed", failure_type=outcome.failure_type, message=outcome.summary)
-            elif outcome.kind == "checkpoint":
+            elif outcome.kind == ResultKind.CHECKPOINT:
                 assert outcome.checkpoint
                 self._call(self.api.succeed, job_id, summary=outcome.summary, external_id=outcome.external_id,
                            continuation_token=outcome.checkpoint.encode(), percent=outcome.percent)
@@ -500,7 +528,7 @@ class Handler:
                           retry="from the journal" if self.journal else "none: no state_dir")
                 return False
             log.warning("job.result_refused", kind=outcome.kind, code=code, error=str(exc))
-        self._record(journal.ENDED, job_id)
+        self._record(Event.ENDED, job_id)
         return True
 
     def take_over(self, job_id: str) -> bool:
@@ -510,7 +538,7 @@ class Handler:
             return False
         structlog.contextvars.bind_contextvars(job_id=job_id)
         log.info("job.handing_back", phase=cp.phase, by="main loop")
-        self.report(job_id, handback(cp, "Worker stopped; the next job continues it"))
+        self.report(job_id, handback(cp, STOPPED))
         structlog.contextvars.unbind_contextvars("job_id")
         return True
 
@@ -531,9 +559,9 @@ class Handler:
                 if ours is None:
                     return False
                 if not ours:
-                    self._record(journal.ENDED, job.job_id)
+                    self._record(Event.ENDED, job.job_id)
                     return True
-                self._record(journal.CLAIMED, job.job_id)
+                self._record(Event.CLAIMED, job.job_id)
             outcome = self._recovered(job)
             if outcome is None:
                 return False
@@ -549,23 +577,24 @@ class Handler:
         """The result a recovered job ends with; None while it cannot be known yet (stopping)."""
         carried = _carried(job.token)
         if isinstance(carried, BadToken):
-            return Outcome("failure", str(carried), failure_type=failure_type(carried))
-        if carried.phase == SENT:
-            return handback(carried, "Handed back after a worker restart; the next job continues it")
-        cp = Checkpoint(SENT, job.command_id, job.sent_at, job.job_id) if job.command_id else Checkpoint(PLANNED)
+            return Outcome(ResultKind.FAILURE, str(carried), failure_type=failure_type(carried))
+        if carried.phase == Phase.SENT:
+            return handback(carried, RESTARTED)
+        cp = Checkpoint(Phase.SENT, job.command_id, job.sent_at, job.job_id) if job.command_id else \
+            Checkpoint(Phase.PLANNED)
         if job.intent_without_command and job.document:
             if self.clock.wait(self.stop, LIST_VISIBILITY - self.clock.since(job.intent_at or 0)):
                 return None  # stopping before SSM surely lists the command: not sure it was not sent
             found = self._call(commands.find_sent, self.clients.ssm, job.job_id, job.document,
                                datetime.fromtimestamp(job.claimed_at, UTC))
             if found:
-                cp = Checkpoint(SENT, found, job.intent_at, job.job_id)
-        return handback(cp, "Handed back after a worker restart; the next job continues it")
+                cp = Checkpoint(Phase.SENT, found, job.intent_at, job.job_id)
+        return handback(cp, RESTARTED)
 
 
 def _carried(token: str | None) -> Checkpoint | BadToken:
     """The checkpoint a job's continuation token holds (planned when none), or why it cannot be read."""
     try:
-        return decode(token) if token else Checkpoint(PLANNED)
+        return decode(token) if token else Checkpoint(Phase.PLANNED)
     except BadToken as exc:
         return exc

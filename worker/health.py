@@ -15,7 +15,7 @@ from pathlib import Path
 
 from worker.config import Config
 from worker.errors import ConfigFileError
-from worker.state import read_private, replace_file, state_dir
+from worker.state import read_private, replace_file
 
 FILE_NAME = "heartbeat.json"
 _MAX_BYTES = 4096
@@ -23,8 +23,7 @@ _MAX_BYTES = 4096
 
 def heartbeat_path(config: Config) -> Path | None:
     """state_dir/heartbeat.json; None without a state directory."""
-    directory = state_dir(config)
-    return directory / FILE_NAME if directory else None
+    return Path(config.state_dir) / FILE_NAME if config.state_dir else None
 
 
 def beat(path: Path, *, in_flight: int, polled_ok: bool) -> None:

@@ -17,7 +17,7 @@ from worker.redact import scrub, scrub_text
 DEFAULT_SPEC_FILE = "abc.json"
 # The action configuration properties the worker reads; any other may be a `secret` property.
 READ_PROPERTIES = ("DocumentName", "DocumentVersion", "SpecFile")
-LIMITS = {"message": 5000, "summary": 2048, "external_id": 1500, "token": 2048}
+LIMITS = {"message": 5000, "summary": 2048, "external_id": 1500}  # the token's: checkpoint.TOKEN_LIMIT
 _ELLIPSIS = "…"
 
 

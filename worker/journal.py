@@ -16,12 +16,22 @@ import os
 import threading
 import time
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 
 from worker.state import open_private, read_private, replace_file
 
-CLAIMING, CLAIMED, SENDING, SENT, ENDED = "claiming", "claimed", "sending", "sent", "ended"
 COMPACT_BYTES = 1024 * 1024
+
+
+class Event(StrEnum):
+    """A journal line's `ev` field: the step it records (journals already written must still read)."""
+
+    CLAIMING = "claiming"  # before AcknowledgeJob, with the nonce and the token the job came with
+    CLAIMED = "claimed"  # AcknowledgeJob said InProgress
+    SENDING = "sending"  # the intent, before SendCommand
+    SENT = "sent"  # SendCommand returned the command id
+    ENDED = "ended"  # a result call was accepted (or refused: the job is not ours to end)
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
 
-    def record(self, event: str, job_id: str, **fields: object) -> None:
+    def record(self, event: Event, job_id: str, **fields: object) -> None:
         line = json.dumps({"ev": event, "job": job_id, "t": round(time.time(), 3),
                            **{k: v for k, v in fields.items() if v is not None}}, separators=(",", ":")) + "\n"
         with self._lock:
@@ -78,18 +88,18 @@ class Journal:
         jobs: dict[str, Unfinished] = {}
         for entry in self._entries():
             job, at = str(entry["job"]), float(entry.get("t", 0.0))  # type: ignore[arg-type]
-            if entry["ev"] == ENDED:
+            if entry["ev"] == Event.ENDED:
                 jobs.pop(job, None)
                 continue
             state = jobs.get(job) or Unfinished(job, at, None, None, None)
-            if entry["ev"] == CLAIMING:
+            if entry["ev"] == Event.CLAIMING:
                 token = entry.get("token")
                 state = replace(state, nonce=str(entry.get("nonce")), token=str(token) if token else None)
-            elif entry["ev"] == CLAIMED:
+            elif entry["ev"] == Event.CLAIMED:
                 state = replace(state, nonce=None)
-            elif entry["ev"] == SENDING:
+            elif entry["ev"] == Event.SENDING:
                 state = replace(state, document=str(entry.get("document")), intent_at=at)
-            elif entry["ev"] == SENT:
+            elif entry["ev"] == Event.SENT:
                 state = replace(state, command_id=str(entry.get("command_id")),
                                 sent_at=float(entry.get("sent_at") or at))  # type: ignore[arg-type]
             jobs[job] = state

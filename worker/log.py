@@ -60,7 +60,3 @@ def setup(log_format: str = "auto", *, level: int = logging.INFO, stream: TextIO
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-
-
-def get_logger(name: str | None = None) -> Any:
-    return structlog.get_logger(name)

@@ -1,7 +1,7 @@
 """One preparation path: SpecFile → spec → allowed document → version → automatic parameters → plan.
 
-The daemon (`Handler.start`) and `dry-run` both call `prepare`, so a pipeline job and a dry-run
-apply the same checks in the same order and build the same SendCommand request: they cannot
+The daemon (`Handler.prepare_and_send`) and `dry-run` both call `prepare`, so a pipeline job and a
+dry-run apply the same checks in the same order and build the same SendCommand request: they cannot
 drift. Only where the bytes come from differs (S3 with the job's credentials and SSM, or a checkout
 and a local file), so each caller hands over its own `read_spec` and `fetch_document`; `prepare`
 calls them at the point of the sequence where they belong: the SpecFile rule is checked before

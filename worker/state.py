@@ -11,16 +11,9 @@ import os
 import stat
 from pathlib import Path
 
-from worker.config import Config
 from worker.errors import ConfigFileError
 
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def state_dir(config: Config) -> Path | None:
-    """`state_dir` from the config, else systemd's $STATE_DIRECTORY; None when there is neither."""
-    found = config.state_dir or os.environ.get("STATE_DIRECTORY")
-    return Path(found) if found else None
 
 
 def problem(path: Path, st: os.stat_result, uid: int) -> str | None:

@@ -1,7 +1,7 @@
 """The dry-run command: its options, its sequence, and its exit codes.
 
-The checks are the daemon's own: `worker.prepare.prepare`, which `Handler.start` calls too, with
-dry-run's inputs (`worker.dryrun.inputs`) in place of S3 and SSM, and placeholders in place of the
+The checks are the daemon's own: `worker.prepare.prepare`, which `Handler.prepare_and_send` calls too,
+with dry-run's inputs (`worker.dryrun.inputs`) in place of S3 and SSM, and placeholders in place of the
 job's facts. What dry-run adds is reported around it: the configuration in force, the document
 lint (`ssmdoc.lint_document`: an error is what SSM would reject, exit 2; warnings are shown and do
 not change the exit code), and with ``--execute`` the run (`worker.dryrun.execute`).

@@ -34,7 +34,6 @@ IN_PROGRESS = "InProgress"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 TIMED_OUT = "TimedOut"
-FINISHED = frozenset({SUCCEEDED, FAILED, TIMED_OUT})
 
 OUTPUT_VARIABLES_MAX_BYTES = 122_880
 """AWS-FACTS: output variables of one action, keys and values together."""
@@ -106,7 +105,6 @@ class JobRecord:
     nonce: str | None = None
     dispatched_at: float | None = None
     acknowledged_at: float | None = None
-    finished_at: float | None = None
     dispatch_count: int = 0
     nonces: list[str] = field(default_factory=list)
     result: ResultCall | None = None
@@ -478,7 +476,6 @@ class CodePipelineBackend:
 
     def _finish(self, job: JobRecord, status: str, operation: str, params: dict[str, Any]) -> None:
         job.status = status
-        job.finished_at = time.monotonic()
         job.result = ResultCall(job.id, operation, copy.deepcopy(params))
         self._results.append(job.result)
 
@@ -487,7 +484,6 @@ class CodePipelineBackend:
         for job in self._jobs.values():
             if job.status == IN_PROGRESS and job.acknowledged_at is not None and now - job.acknowledged_at >= self.job_timeout:
                 job.status = TIMED_OUT
-                job.finished_at = now
 
 
 _OPERATIONS = frozenset(

@@ -41,7 +41,7 @@ import yaml
 
 from worker.errors import DocumentError
 from worker.local.ssm_parameters import check_send_parameters
-from worker.local.wire import ApiError
+from worker.local.wire import ApiError, load_service
 from worker.ssmdoc import (
     PLATFORMS,
     Document,
@@ -49,13 +49,18 @@ from worker.ssmdoc import (
     execution_timeout,
     load_document,
 )
-from worker.ssmdoc.runner import RunResult, StepResult, run_document
+from worker.ssmdoc.runner import STATUS_DETAILS, RunResult, StepResult, run_document
 
-DEFAULT_TIMEOUT_SECONDS = 3600
-"""SendCommand's TimeoutSeconds when omitted (the user guide: the default delivery timeout)."""
+DEFAULT_DELIVERY_TIMEOUT = 3600
+"""SendCommand's TimeoutSeconds when omitted (the user guide: the default delivery timeout). Not the
+step execution timeout (``ssmdoc.DEFAULT_TIMEOUT_SECONDS``, the agent's); the worker always sends its own."""
+# The statuses an invocation is not finished in. The worker has the same AWS rule (commands.ACTIVE) and
+# decides by it when a command is done; this copy is the emulator's own on purpose, so a mistake in the
+# worker's set shows as a disagreement with SSM's behaviour here instead of being copied into it.
 ACTIVE = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
-_STATUS_DETAILS = {"Success": "Success", "Failed": "Failed", "TimedOut": "ExecutionTimedOut", "Cancelled": "Cancelled"}
-_INSTANCE_ID = re.compile(r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)")
+# Managed instance ids as SSM accepts them: the pattern of botocore's model (shape InstanceId), not the
+# worker's stricter reading (spec.INSTANCE_ID_PATTERN).
+_INSTANCE_ID = re.compile(load_service("ssm").model.shape_for("InstanceId").metadata["pattern"])
 _PAGE_TOKEN = re.compile(r"^emulator-page-(\d+)$")
 
 
@@ -447,7 +452,7 @@ class SsmBackend:
             requested=_now(),
             requested_at=now,
             visible_at=now + self.invocation_visibility_delay,
-            timeout_seconds=params.get("TimeoutSeconds", DEFAULT_TIMEOUT_SECONDS),
+            timeout_seconds=params.get("TimeoutSeconds", DEFAULT_DELIVERY_TIMEOUT),
             max_errors=params.get("MaxErrors", "0"),
             invocations={
                 i.instance_id: InvocationRecord(i.instance_id, [PluginRecord(s.name) for s in version.document.steps])
@@ -584,7 +589,7 @@ class SsmBackend:
     def _end(self, invocation: InvocationRecord, status: str, details: str | None = None) -> None:
         """Put the invocation in a final state; plugins that never finished share it."""
         with self._lock:
-            invocation.status, invocation.status_details = status, details or _STATUS_DETAILS[status]
+            invocation.status, invocation.status_details = status, details or STATUS_DETAILS[status]
             invocation.finished = _now()
             for plugin in invocation.plugins:
                 if plugin.finished is None:
@@ -747,9 +752,9 @@ def _plugin_status(step: StepResult) -> tuple[str, str]:
     counts as success) is Success with StatusDetails "Skipped".
     """
     if step.status == "Skipped":
-        return "Success", "Skipped"
-    status = step.status if step.status in _STATUS_DETAILS else "Failed"
-    return status, _STATUS_DETAILS[status]
+        return "Success", STATUS_DETAILS["Skipped"]
+    status = step.status if step.status in STATUS_DETAILS else "Failed"
+    return status, STATUS_DETAILS[status]
 
 
 def _plugin_view(plugin: PluginRecord) -> dict[str, Any]:

@@ -77,8 +77,9 @@ _SKIP_REST_NOTE = {
                             "Further document steps will be skipped.",
 }
 _ON_FAILURE_NOTE = "\nStep was found to have onFailure property. Further document steps will be skipped."
-_DETAILS = {"Success": "Success", "Failed": "Failed", "TimedOut": "Execution Timed Out",
-            "Cancelled": "Cancelled", "Skipped": "Skipped"}
+# StatusDetails by status, as the API spells them (CamelCase); the emulator reports these too.
+STATUS_DETAILS = {"Success": "Success", "Failed": "Failed", "TimedOut": "ExecutionTimedOut",
+                  "Cancelled": "Cancelled", "Skipped": "Skipped"}
 _POLL = 0.05
 _REAP_SECONDS = 5.0
 
@@ -278,7 +279,7 @@ def _working_directory(value: Any, default: str) -> str:
 
 def _not_run(step: Step, status: str, code: int, message: str, *, stderr: bool) -> StepResult:
     return StepResult(step.name, step.action, status, code, "", message if stderr else "",
-                      _DETAILS[status], message)
+                      STATUS_DETAILS[status], message)
 
 
 def _skips_rest(step: Step, result: StepResult) -> bool:
@@ -309,7 +310,7 @@ def _finish(step: Step, status: str, code: int, captures: dict[str, _Capture], m
     if status == "Reboot":
         status, details = "Success", f"Success; reboot requested (exit {code}), not performed by the local runner"
     else:
-        details = _DETAILS[status]
+        details = STATUS_DETAILS[status]
     return StepResult(step.name, step.action, status, code, captures["stdout"].result(out_note),
                       captures["stderr"].result(err_note), details, message)
 
@@ -381,7 +382,7 @@ def _aggregate(results: list[StepResult]) -> RunResult:
     deciding = next((r for r in results if r.status == status), None) if status != "Success" else None
     ran = [r for r in results if r.status != "Skipped"]
     code = deciding.exit_code if deciding else (ran[-1].exit_code if ran else 0)
-    return RunResult(status, _DETAILS[status], code, results)
+    return RunResult(status, STATUS_DETAILS[status], code, results)
 
 
 def run_document(document: Document, values: Mapping[str, list[str]], *, platform: str = "Linux",
