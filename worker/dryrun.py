@@ -98,7 +98,15 @@ from worker.ssmdoc import (
     step_outcome,
     validate_parameters,
 )
-from worker.ssmdoc.runner import RunResult, StepResult, not_runnable, run_document
+from worker.ssmdoc.parameterstore import references
+from worker.ssmdoc.runner import (
+    AgentContext,
+    RunResult,
+    StepResult,
+    local_platform,
+    not_runnable,
+    run_document,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIGURATION, EXIT_NOT_RUNNABLE = 0, 1, 2, 3
 DEPLOYED_PREFIX = "codepipeline-ssm-"  # cfn/documents.yml's NamePrefix default
@@ -108,6 +116,8 @@ PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 PLACEHOLDER_REVISION = "0" * 40
 PLACEHOLDER_URL = "https://artifact-bucket.s3.amazonaws.com/dry-run/artifact.zip"
 PLACEHOLDER_WHERE = "<pipeline>/<stage>/<action>"
+PLACEHOLDER_INSTANCE = "i-00000000000000000"
+PLACEHOLDER_REGION = "us-east-1"
 # With no --config, nothing is refused: only the document's and SSM's own rules apply.
 PERMISSIVE = Config(action_type=ActionType("Deploy", "SSMRunCommand", "1"), allowed_documents=("*",),
                     allowed_instance_ids=("*",), allowed_targets=("*",))
@@ -443,8 +453,21 @@ def _table(result: RunResult, durations: Sequence[float]) -> str:
     return "\n".join([*lines, f"Command status: {result.status} (response code {result.response_code})"])
 
 
+def _context(spec: Spec, config: Config) -> tuple[AgentContext, str]:
+    """The values SSM Agent would give scripts (SSM_COMMAND_ID, AWS_SSM_*) and how they were chosen."""
+    region = config.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    name, version = local_platform()
+    context = AgentContext(PLACEHOLDER_ID, spec.instance_ids[0] if spec.instance_ids else PLACEHOLDER_INSTANCE,
+                           region or PLACEHOLDER_REGION, name, version)
+    said = (f"scripts get SSM_COMMAND_ID={context.command_id} (placeholder), AWS_SSM_INSTANCE_ID="
+            f"{context.instance_id}{'' if spec.instance_ids else ' (placeholder)'}, AWS_SSM_REGION_NAME="
+            f"{context.region}{'' if region else ' (placeholder)'}, AWS_SSM_PLATFORM_NAME/VERSION of this machine "
+            f"({name} {version}), and SSM Agent's own environment (PATH and LANG only: no HOME)")
+    return context, said
+
+
 def _execute(document: Document, values: Mapping[str, list[str]], artifact: bytes, options: Options,
-             report: Report) -> int:
+             report: Report, context: tuple[AgentContext, str]) -> int:
     with tempfile.TemporaryDirectory(prefix="cpssm-dry-run-") as tmp, _serve(artifact) as url:
         if "ArtifactUrl" in document.parameters:
             try:
@@ -453,22 +476,31 @@ def _execute(document: Document, values: Mapping[str, list[str]], artifact: byte
                 raise NotRunnable(f"the document's ArtifactUrl rules refuse the local URL the artifact is served "
                                   f"from ({url}):\n" + "\n".join(f"- {p}" for p in exc.problems)) from exc
         search_path = os.environ.get("PATH")
-        blocked = [f"{step.path} {step.name}: {reason}" for step in document.steps
-                   if step_outcome(document, step, values, options.platform)[0] == "run"
-                   and (reason := not_runnable(step, search_path))]
+        runs = [step for step in document.steps if step_outcome(document, step, values, options.platform)[0] == "run"]
+        blocked = [f"{step.path} {step.name}: {reason}" for step in runs
+                   if (reason := not_runnable(step, search_path, options.platform))]
+        blocked += [f"{step.path} {step.name}: {', '.join(found)}: dry-run does not read Parameter Store; SSM Agent "
+                    "resolves these on the instance" for step in runs if (found := references(step.properties))]
         if blocked:
             raise NotRunnable("cannot run on this machine (nothing was run):\n" + "\n".join(f"- {b}" for b in blocked))
         workdir = Path(tmp, "src")
         _extract(artifact, workdir)
         served = f"; ArtifactUrl served at {url}" if "ArtifactUrl" in document.parameters else ""
-        report.check("ok", "execute", f"as SSM Agent on a {options.platform} instance would; working directory "
-                                      f"{workdir}{served}")
+        report.check("ok", "execute", f"as SSM Agent 3.3.1142.0 on a {options.platform} instance would; working "
+                                      f"directory {workdir}{served}")
+        report.check("note", "execute", context[1])
         live = _Live(document.steps, report.out if not options.json else report.err, report.err)
         with live:
             result = run_document(document, values, platform=options.platform, workdir=str(workdir),
-                                  on_output=live.output, on_step=live.step_done)
+                                  context=context[0], on_output=live.output, on_step=live.step_done)
+    if result.error:
+        report.data["execution"] = {"platform": options.platform, "status": result.status, "error": result.error,
+                                    "steps": []}
+        report.text(f"SSM Agent fails the document before running any step: {result.error}")
+        return EXIT_FAILED
     report.data["execution"] = {
         "platform": options.platform, "status": result.status, "response_code": result.response_code,
+        "reboot": result.reboot,
         "steps": [{"name": s.name, "action": s.action, "status": s.status, "status_details": s.status_details,
                    "exit_code": s.exit_code, "duration_seconds": round(d, 3), "stdout": s.stdout, "stderr": s.stderr,
                    "message": s.message} for s, d in zip(result.steps, live.durations, strict=True)]}
@@ -477,9 +509,12 @@ def _execute(document: Document, values: Mapping[str, list[str]], artifact: byte
         report.check("note", "execute", f"no step ran: none is for a {options.platform} instance (SSM reports that "
                                         "as Success); try --platform")
     for step in result.steps:
-        if step.status not in ("Success", "Skipped"):
+        if step.status not in ("Success", "Skipped", "SuccessAndReboot"):
             report.text(f"--- output of {step.name} ({step.status}, exit {step.exit_code}):\n{step.plugin_output()}")
-    return EXIT_OK if result.status == "Success" else EXIT_FAILED
+    if result.reboot:
+        report.check("note", "reboot", f"{result.reboot}; dry-run cannot reboot this machine, so the rest was not "
+                                       "run here")
+    return EXIT_OK if result.status in ("Success", "SuccessAndReboot") else EXIT_FAILED
 
 
 # ------------------------------------------------------------------------------ the command
@@ -541,7 +576,7 @@ def _dry_run(options: Options, report: Report) -> int:
     if not options.execute:
         return EXIT_OK
     artifact = path.read_bytes() if path.is_file() else _zip_directory(path)
-    return _execute(document, plan.parameters, artifact, options, report)
+    return _execute(document, plan.parameters, artifact, options, report, _context(spec, config))
 
 
 def dry_run(options: Options, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -10,12 +10,20 @@ while its instance is offline, InProgress while it runs, then Success, Failed,
 TimedOut or Cancelled. TimeoutSeconds is the delivery timeout: an invocation
 still Pending when it expires ends TimedOut / DeliveryTimedOut without running.
 
+The fake agent gives scripts the variables SSM Agent sets (SSM_COMMAND_ID,
+AWS_SSM_INSTANCE_ID, AWS_SSM_REGION_NAME, AWS_SSM_PLATFORM_NAME/VERSION: this
+machine's) and has no Parameter Store: a ``{{ssm:...}}`` reference fails the
+command as a missing parameter does. A step that exits with the reboot code
+"reboots" its instance at once: the runner resumes as the agent does after a
+reboot (that step again, then the rest), up to ``MAX_REBOOTS`` times in a row.
+
 Statuses and StatusDetails follow the SSM API reference (botocore's model docs)
 and the user guide's "Understanding command statuses"; StatusDetails are the
 API's CamelCase values ("InProgress", "ExecutionTimedOut", "DeliveryTimedOut")
 as the AWS CLI examples show them, not the guide's spaced headings. Output
-limits and truncation are the runner's (the agent's): 24,000 / 8,000
-characters, 2,500 for a plugin's Output. Output bytes that are not UTF-8 reach
+limits and truncation are the runner's (the agent's): 24,000 bytes of each
+stream, 2,500 for a plugin's Output; StandardErrorContent shows the first
+8,000 characters, the service's cut. Output bytes that are not UTF-8 reach
 the API as U+FFFD, as from SSM Agent, whose Go JSON encoding replaces them (the
 runner decodes with errors="replace"). ``time_scale`` compresses both the
 delivery timeout (TimeoutSeconds) and step execution timeouts for tests.
@@ -49,9 +57,17 @@ from worker.ssmdoc import (
     execution_timeout,
     load_document,
 )
-from worker.ssmdoc.runner import RunResult, StepResult, run_document
+from worker.ssmdoc.runner import (
+    SERVICE_STDERR_LIMIT,
+    AgentContext,
+    RunResult,
+    StepResult,
+    local_platform,
+    run_document,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 3600
+MAX_REBOOTS = 10
 """SendCommand's TimeoutSeconds when omitted (the user guide: the default delivery timeout)."""
 ACTIVE = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 _STATUS_DETAILS = {"Success": "Success", "Failed": "Failed", "TimedOut": "ExecutionTimedOut", "Cancelled": "Cancelled"}
@@ -243,6 +259,7 @@ class SsmBackend:
         self,
         *,
         account_id: str,
+        region: str = "us-east-1",
         workdir: Path,
         invocation_visibility_delay: float,
         delivery_delay: float,
@@ -252,6 +269,7 @@ class SsmBackend:
         report_bug: Callable[[str], None],
     ) -> None:
         self.account_id = account_id
+        self.region = region
         self.workdir = workdir
         self.invocation_visibility_delay = invocation_visibility_delay
         self.delivery_delay = delivery_delay
@@ -528,15 +546,23 @@ class SsmBackend:
                 invocation.status = invocation.status_details = "InProgress"
                 invocation.started = _now()
                 self._start_next_plugin(invocation)
-            result = run_document(
-                command.document,
-                command.values,
-                platform=instance.platform,
-                workdir=str(instance.workdir),
-                cancel=invocation.cancel,
-                on_step=lambda step: self._step_finished(invocation, step),
-                time_scale=self.time_scale,
-            )
+            context = AgentContext(command.command_id, instance.instance_id, self.region, *local_platform())
+            resume: list[StepResult] = []
+            for _ in range(MAX_REBOOTS + 1):
+                result = run_document(
+                    command.document,
+                    command.values,
+                    platform=instance.platform,
+                    workdir=str(instance.workdir),
+                    context=context,
+                    cancel=invocation.cancel,
+                    on_step=lambda step: self._step_finished(invocation, step),
+                    resume=resume,
+                    time_scale=self.time_scale,
+                )
+                if result.status != "SuccessAndReboot" or invocation.cancel.is_set():
+                    break
+                resume = result.steps
             self._record_result(invocation, result)
         finally:
             gate.release()
@@ -569,6 +595,9 @@ class SsmBackend:
             plugin = next((p for p in invocation.plugins if p.name == step.name and p.finished is None), None)
             if plugin is None:
                 return
+            if step.status == "SuccessAndReboot":  # the instance reboots; the step runs again
+                plugin.stdout, plugin.stderr, plugin.output = step.stdout, step.stderr, step.plugin_output()
+                return
             plugin.status, plugin.status_details = _plugin_status(step)
             plugin.response_code = step.exit_code
             plugin.stdout, plugin.stderr, plugin.output = step.stdout, step.stderr, step.plugin_output()
@@ -578,6 +607,14 @@ class SsmBackend:
                 self._start_next_plugin(invocation)
 
     def _record_result(self, invocation: InvocationRecord, result: RunResult) -> None:
+        if result.status == "SuccessAndReboot":  # still rebooting after MAX_REBOOTS: give up
+            result.status = "Failed"
+            result.error = f"the emulator stopped after {MAX_REBOOTS} reboots in a row"
+        if result.error:  # the document failed before any step ran: every plugin says why
+            with self._lock:
+                for plugin in invocation.plugins:
+                    if plugin.finished is None:
+                        plugin.output = result.error
         cancelled = result.status == "Cancelled" or (invocation.cancel.is_set() and result.status != "Success")
         self._end(invocation, "Cancelled" if cancelled else result.status)
 
@@ -629,7 +666,7 @@ class SsmBackend:
             "StatusDetails": plugin.status_details,
             "StandardOutputContent": plugin.stdout if plugin.finished else "",
             "StandardOutputUrl": "",
-            "StandardErrorContent": plugin.stderr if plugin.finished else "",
+            "StandardErrorContent": plugin.stderr[:SERVICE_STDERR_LIMIT] if plugin.finished else "",
             "StandardErrorUrl": "",
         }
         for key, moment in (("ExecutionStartDateTime", plugin.started), ("ExecutionEndDateTime", plugin.finished)):

@@ -52,7 +52,13 @@ class Parameter:
 @dataclass(frozen=True)
 class Step:
     """One plugin run. on_failure/on_success/finally_step come from ``inputs``: that is where the
-    agent reads them (runpluginutil.go getStringPropByName on the plugin properties)."""
+    agent reads them (runpluginutil.go getStringPropByName on the plugin properties).
+
+    ``properties`` is the plugin configuration as written, which the agent substitutes and then
+    decodes: a 2.x step's ``inputs``; a 1.x plugin's ``properties``, which may be a mapping, a list
+    (each entry runs, the results merge into one) or a string. ``inputs`` is it when it is a
+    mapping, else empty.
+    """
 
     name: str
     action: str
@@ -63,6 +69,12 @@ class Step:
     finally_step: bool = False
     precondition: Mapping[str, tuple[str, ...]] | None = None  # as written: operator -> arguments
     path: str = ""  # where the step is in the document, for messages: "mainSteps[1]"
+    properties: Any = None
+    legacy: bool = False  # a schema 1.x runtimeConfig plugin (its name is the step name)
+
+    def __post_init__(self) -> None:
+        if self.properties is None and not self.legacy:
+            object.__setattr__(self, "properties", self.inputs)
 
 
 @dataclass(frozen=True)
