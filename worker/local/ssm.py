@@ -359,8 +359,9 @@ class SsmBackend:
         with self._lock:
             if name in self._documents:
                 raise ApiError("DocumentAlreadyExists", f"Document with same name {name} already exists")
-            if document_type != "Command":
-                raise ApiError("InvalidDocumentContent", f"The emulator only runs Command documents, not {document_type}")
+            if document_type not in ("Command", "Policy"):  # a Policy document has a Command document's shape
+                raise ApiError("InvalidDocumentContent", f"The emulator only stores Command and Policy documents, "
+                                                         f"not {document_type}")
             record = DocumentRecord(name, document_type, [self._version(name, "1", content, fmt)])
             self._documents[name] = record
             return self._describe(record, record.latest)

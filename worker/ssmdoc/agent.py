@@ -13,7 +13,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from worker.ssmdoc.model import COMMAND_ACTIONS, Document, Step, kind_of
+from worker.ssmdoc.model import (
+    COMMAND_ACTIONS,
+    MACOS_ACTIONS,
+    REGISTERED_ACTIONS,
+    Document,
+    Step,
+    kind_of,
+)
 from worker.ssmdoc.substitute import AgentCrash, held_values, replace_parameters
 
 # agent/ssm/ssmparameterresolver/common.go: how a precondition argument is found to hold a reference.
@@ -91,13 +98,15 @@ def step_outcome(document: Document, step: Step, values: Mapping[str, list[str]]
                  platform: str = "Linux") -> tuple[str, str]:
     """Whether the agent runs, skips or fails ``step`` on ``platform``, with the agent's message.
 
-    Follows runpluginutil.go getStepExecutionOperation: preconditions only from schema 2.2; an
-    unknown action fails; aws:runShellScript is skipped on Windows (2.2) or fails (older schemas).
-    Returns ("run" | "skip" | "fail", message).
+    Follows runpluginutil.go getStepExecutionOperation: a plugin is known (allPlugins), supported on
+    the platform (IsPluginSupportedForCurrentPlatform: every known one but on macOS) and registered
+    by that platform's agent build; preconditions only from schema 2.2. Returns ("run" | "skip" |
+    "fail", message).
     """
     name, action = step.name, step.action
     known = action in COMMAND_ACTIONS
-    supported = known and not (action == "aws:runShellScript" and platform == "Windows")
+    supported = action in MACOS_ACTIONS if platform == "MacOS" else True
+    registered = action in REGISTERED_ACTIONS.get(platform, REGISTERED_ACTIONS["Linux"])
     unknown = (f"Plugin with name {action} is not supported by this version of ssm agent, please update to "
                f"latest version. Step name: {name}")
     unsupported = f"Step execution skipped due to unsupported plugin: {action}. Step name: {name}"
@@ -108,16 +117,18 @@ def step_outcome(document: Document, step: Step, values: Mapping[str, list[str]]
             return "fail", f"Plugin with name {action} is not supported in current platform. Step name: {name}"
         if step.precondition:
             return "fail", f"Precondition is not supported for document schema version prior to 2.2. Step name: {name}"
+        if not registered:
+            return "fail", f"Plugin with name {action} not found. Step name: {name}"
         return "run", ""
     if not step.precondition:
         if not known:
             return "fail", unknown
-        return ("run", "") if supported else ("skip", unsupported)
+        return ("run", "") if supported and registered else ("skip", unsupported)
     resolve = precondition_resolver(held_values(document, values))
     allowed, messages, invalid = evaluate_preconditions(step.precondition, resolve, platform)
     if allowed and not known:
         return "fail", unknown
-    if not supported:
+    if not supported or not registered:
         return "skip", unsupported
     if not allowed:
         return "skip", (f"Step execution skipped due to unsatisfied preconditions: '{', '.join(messages)}'. "

@@ -42,6 +42,8 @@ from worker.ssmdoc.plugins import (
     PluginInputError,
     check_property,
     decode_script_inputs,
+    has_input,
+    input_value,
     property_entries,
     timeout_is_literal_number,
 )
@@ -191,7 +193,7 @@ def _lines(run_command: Any) -> list[str]:
 def _lint_injection(document: Document, step: Step, where: str, inputs: Mapping[str, Any]) -> Iterator[Finding]:
     """{{ X }} pasted into script text: who sets X can run code, unless X is tightly constrained."""
     path = f"{where}.runCommand"
-    lines = _lines(inputs.get("runCommand"))
+    lines = _lines(input_value(inputs, "runCommand"))
     whole = {m.group(1) for line in lines if (m := PLACEHOLDER.fullmatch(line))}
     embedded = {name for line in lines if not PLACEHOLDER.fullmatch(line) for name in PLACEHOLDER.findall(line)}
     reader = "$env:SSM_{0}" if step.action == "aws:runPowerShellScript" else '"$SSM_{0}"'
@@ -269,9 +271,9 @@ def _lint_step(document: Document, step: Step, index: int, seen: dict[str, str])
         yield Finding("warning", f"{inputs}.onSuccess", f"{step.on_success!r} is not exit; SSM Agent ignores it")
     if step.action in SCRIPT_ACTIONS:
         for where, entry in _entries(step):
-            if "runCommand" not in entry:
+            if not has_input(entry, "runCommand"):
                 yield Finding("warning", where, "no runCommand: SSM Agent runs an empty script")
-            timeout = entry.get("timeoutSeconds")
+            timeout = input_value(entry, "timeoutSeconds")
             literal = timeout is not None and not (isinstance(timeout, str) and "{{" in timeout)
             if literal and not timeout_is_literal_number(timeout):
                 yield Finding("warning", f"{where}.timeoutSeconds",

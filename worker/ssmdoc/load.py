@@ -26,7 +26,7 @@ from worker.ssmdoc.model import (
     kind_of,
     scalar_text,
 )
-from worker.ssmdoc.plugins import modifier
+from worker.ssmdoc.plugins import input_value, modifier
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -158,7 +158,7 @@ def _parameter(name: Any, decl: Any, source: str, notes: list[Finding]) -> Param
 
 def _check_script_inputs(inputs: Mapping[str, Any], path: str, source: str) -> None:
     """The shapes a script plugin cannot run with, caught before anything is sent."""
-    command = inputs.get("runCommand")
+    command = input_value(inputs, "runCommand")
     if command is not None and not isinstance(command, (str, list)):
         raise DocumentError(f"{source}: {path}.runCommand: expected a list of strings (the script lines) or one "
                             f'"{{{{ Parameter }}}}" reference, got {kind_of(command)}')
@@ -166,7 +166,7 @@ def _check_script_inputs(inputs: Mapping[str, Any], path: str, source: str) -> N
         if not isinstance(line, str):
             raise DocumentError(f"{source}: {path}.runCommand[{index}]: expected a string (one script line), "
                                 f"got {kind_of(line)} {line!r}; quote the line")
-    directory = inputs.get("workingDirectory")
+    directory = input_value(inputs, "workingDirectory")
     if directory is not None and not isinstance(directory, str):
         raise DocumentError(f"{source}: {path}.workingDirectory: expected a directory path string, "
                             f"got {kind_of(directory)}")

@@ -25,6 +25,20 @@ COMMAND_ACTIONS = frozenset({
     "aws:updateAgent", "aws:updateSsmAgent",
 })
 SCRIPT_ACTIONS = ("aws:runShellScript", "aws:runPowerShellScript")
+# Plugins each agent build registers (processor/executer/plugin: plugin.go, plugin_unix.go, plugin_windows.go):
+# a known plugin that is not registered is "not found" (schema < 2.2) or skipped (2.2).
+_REGISTERED_EVERYWHERE = frozenset({
+    "aws:cloudWatch", "aws:configureDocker", "aws:configurePackage", "aws:downloadContent", "aws:refreshAssociation",
+    "aws:runDockerAction", "aws:runDocument", "aws:runPowerShellScript", "aws:softwareInventory", "aws:updateSsmAgent",
+})
+REGISTERED_ACTIONS = {
+    "Linux": _REGISTERED_EVERYWHERE | {"aws:runShellScript", "aws:domainJoin"},
+    "MacOS": _REGISTERED_EVERYWHERE | {"aws:runShellScript", "aws:domainJoin"},
+    "Windows": _REGISTERED_EVERYWHERE | {"aws:psModule", "aws:applications", "aws:domainJoin", "aws:updateAgent"},
+}
+# runpluginutil_darwin.go supportedPlugins: the only plugins a macOS agent supports.
+MACOS_ACTIONS = frozenset({"aws:updateSsmAgent", "aws:runPowerShellScript", "aws:runShellScript",
+                           "aws:softwareInventory", "aws:refreshAssociation", "aws:configurePackage"})
 PLATFORMS = ("Linux", "Windows", "MacOS")
 # agent/plugins/pluginutil/pluginutil.go ValidateExecutionTimeout.
 DEFAULT_TIMEOUT_SECONDS = 3600

@@ -77,6 +77,17 @@ def decode_script_inputs(raw: Any) -> ScriptInputs:
                         timeout_seconds=decoded.get("TimeoutSeconds"))
 
 
+def input_value(inputs: Mapping[str, Any], name: str) -> Any:
+    """The value Go's decoder keeps for input ``name``: keys match case-insensitively, and of several
+    matches the last in json.Marshal's sorted order wins. None when there is none."""
+    found = [key for key in sorted(inputs, key=str) if str(key).lower() == name.lower()]
+    return inputs[found[-1]] if found else None
+
+
+def has_input(inputs: Mapping[str, Any], name: str) -> bool:
+    return any(str(key).lower() == name.lower() for key in inputs)
+
+
 def check_property(raw: Any) -> None:
     """A schema 1.x property entry must decode into ``struct { ID string }`` (runPlugin getStepName,
     GetPropertyName) before the plugin runs; aws:cloudWatch is exempt."""

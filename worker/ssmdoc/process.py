@@ -80,6 +80,7 @@ class Output:
         self.stdout, self.stderr = Stream(), Stream()
         self.code = 0
         self.status = ""
+        self.scripts: list[str] = []  # the script files written, as the agent would write them
         self.emit = emit
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
 
@@ -111,6 +112,7 @@ class Output:
                 mine.add(b"\n")
             mine.add(bytes(theirs.kept))
             mine.size += theirs.size - len(theirs.kept)
+        self.scripts += other.scripts
         if self.code == 0:
             self.code = other.code
         if not self.status or (other.status and _STATUS_ORDER.index(other.status) > _STATUS_ORDER.index(self.status)):

@@ -143,6 +143,7 @@ class StepResult:
     status_details: str = ""
     message: str = ""  # the agent's own word when no script output explains the step (why skipped, why failed)
     output: str | None = field(default=None, compare=False)  # the plugin's Output as the agent computed it
+    scripts: list[str] = field(default_factory=list, compare=False)  # each script file's text, as written
 
     def plugin_output(self) -> str:
         """ListCommandInvocations' CommandPlugin Output for this step (iohandler.TruncateOutput)."""
@@ -164,10 +165,10 @@ class RunResult:
 
 
 def powershell(platform: str, search_path: str | None) -> str | None:
-    """The PowerShell this machine runs a ``platform`` instance's scripts with: the agent's own path
-    when it exists here, else ``pwsh`` on PATH."""
-    found = next((p for p in _POWERSHELL.get(platform, _POWERSHELL["Linux"]) if os.path.isfile(p)), None)
-    return found or shutil.which("pwsh", path=search_path)
+    """The PowerShell this machine runs a ``platform`` instance's scripts with: ``pwsh`` on the
+    agent's PATH, else the agent's own fixed path (constants_unix.go) when it exists here."""
+    agent_paths = (p for p in _POWERSHELL.get(platform, _POWERSHELL["Linux"]) if os.path.isfile(p))
+    return shutil.which("pwsh", path=search_path) or next(agent_paths, None)
 
 
 def _unsupported(action: str) -> str:
@@ -311,8 +312,10 @@ class _Run:
         os.makedirs(folder, exist_ok=True)
         powershell_step = step.action == "aws:runPowerShellScript"
         script = os.path.join(folder, "_script.ps1" if powershell_step else "_script.sh")
+        text = (_BOM if powershell_step else "") + inputs.script()
+        out.scripts.append(text)
         with open(script, "w", encoding="utf-8") as handle:
-            handle.write((_BOM if powershell_step else "") + inputs.script())
+            handle.write(text)
         os.chmod(script, 0o700)
         argv = self._argv(step, script, inputs.run_command)
         if isinstance(argv, str):
@@ -348,7 +351,8 @@ class _Run:
             if on_failure == "successAndExit":
                 status, code = "Success", EXIT_SUCCESS_SKIP_REST
         return StepResult(step.name, step.action, status, code, out.stdout.text(stdout_note),
-                          out.stderr.text(stderr_note) if keep_stderr else "", _DETAILS[status], "", output)
+                          out.stderr.text(stderr_note) if keep_stderr else "", _DETAILS[status], "", output,
+                          out.scripts)
 
 
 def _skips_rest(properties: Any, result: StepResult) -> bool:
