@@ -234,8 +234,8 @@ def _lint_step(document: Document, step: Step, index: int, seen: dict[str, str])
                                                "step names must be unique")
     seen.setdefault(step.name, path)
     if step.action == "aws:runScript":
-        yield Finding("warning", action_path(path), "aws:runScript is a legacy EC2Config plugin name; current SSM "
-                                                   "Agent fails the step; use aws:runPowerShellScript")
+        yield Finding("error", action_path(path), "aws:runScript is a legacy EC2Config plugin name SSM Agent does "
+                                                 "not know: it fails the step; use aws:runPowerShellScript")
     elif step.action not in COMMAND_ACTIONS:
         yield Finding("error", action_path(path), f"unknown action {step.action!r} for a Command document; "
                                                  "use aws:runShellScript or aws:runPowerShellScript")
