@@ -505,6 +505,20 @@ def test_a_parameter_that_is_the_script_is_flagged() -> None:
      "error: parameters.P.allowedPattern: not a valid regular expression for the worker's check"),
     ({"parameters": {"P": {"type": "String", "minChars": 5, "maxChars": 2}}},
      "error: parameters.P.minChars: minChars 5 is greater than maxChars 2"),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "s", "timeoutSeconds": "60", "inputs": {}}]},
+     ("error: mainSteps[0].timeoutSeconds: SSM Agent reads this as a whole number and fails the whole command on a "
+      "string '60'")),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "s", "maxAttempts": 1.5, "inputs": {}}]},
+     "error: mainSteps[0].maxAttempts: SSM Agent reads this as a whole number and fails the whole command"),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "s", "onFailure": True, "inputs": {}}]},
+     "error: mainSteps[0].onFailure: SSM Agent reads this as text and fails the whole command"),
+    ({"description": ["not", "text"]}, "error: description: SSM Agent reads this as text"),
+    ({"parameters": {"P": {"type": "String", "default": "1", "description": 5}}},
+     "error: parameters.P.description: SSM Agent reads this as text"),
+    ({"parameters": {"P": {"type": "String", "default": "1", "allowedValues": ["1", 2]}}},
+     "error: parameters.P.allowedValues[1]: SSM Agent reads this as text (quote it)"),
+    ({"mainSteps": [{"action": "aws:runScript", "name": "s", "inputs": {"runCommand": []}}]},
+     "error: mainSteps[0].action: aws:runScript is a legacy EC2Config plugin name SSM Agent does not know"),
     ({"parameters": {"my_param": {"type": "String", "default": ""}}},
      ("error: parameters.my_param: SSM Agent accepts only parameter names of letters and digits: it drops the value "
       "sent for my_param and pastes its default (or null)")),
@@ -536,6 +550,10 @@ def test_lint_missing_schema_version() -> None:
 
 @pytest.mark.parametrize(("content", "expected"), [
     ({"parameters": {"P": {"type": "Array", "default": []}}}, "warning: parameters.P.type: Array is accepted"),
+    ({"parameters": {"P": {"type": "Integer", "default": 5, "allowedPattern": "^[0-9]+$"}}},
+     "warning: parameters.P.allowedPattern: SSM Agent checks allowedPattern only on text"),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "a", "inputs": {"runCommand": ["echo {{ ssm-secure:/x }}"]}}]},
+     "warning: mainSteps[0].inputs: {{ssm-secure:...}} stays literal text in a script step"),
     ({"parameters": {"P": {"type": "String", "default": "", "interpolationType": "ENV"}}},
      "warning: parameters.P.interpolationType: unknown value 'ENV'"),
     ({"parameters": {"P": {"type": "String", "default": "", "allowedPattern": "[a-z]*"}}},

@@ -30,9 +30,11 @@ documents' allowedPattern; ssm/linux.yml accepts plain http for loopback hosts f
 document's ArtifactUrl rules refuse that URL, the run is "not runnable here".
 
 **--execute** runs the steps with the local runner (`worker.ssmdoc.runner.run_document`) as SSM
-Agent would on a ``--platform`` instance, in a temporary copy of PATH (the zip extracted, execute
-bits kept), streaming output. Steps the runner cannot run here (another action, or
-aws:runPowerShellScript without ``pwsh``) are found before anything runs.
+Agent 3.3.1142.0 would on a ``--platform`` instance, in a temporary copy of PATH (the zip extracted,
+execute bits kept), streaming output, with the agent's script variables (placeholders where only a
+real command has a value, `_context`). Steps the runner cannot run here (another action,
+aws:runPowerShellScript without ``pwsh``, ``{{ssm:...}}`` references) are found before anything
+runs; a step that asks for a reboot ends the run with a note of what the agent would do next.
 
 Exit codes: 0 ok; 1 a step failed (or, with --aws, AWS failed for a reason other than
 configuration); 2 configuration error; 3 not runnable here; 130 interrupted (Ctrl-C).
@@ -107,6 +109,7 @@ from worker.ssmdoc.runner import (
     not_runnable,
     run_document,
 )
+from worker.ssmdoc.substitute import interpolate
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIGURATION, EXIT_NOT_RUNNABLE = 0, 1, 2, 3
 DEPLOYED_PREFIX = "codepipeline-ssm-"  # cfn/documents.yml's NamePrefix default
@@ -480,7 +483,8 @@ def _execute(document: Document, values: Mapping[str, list[str]], artifact: byte
         blocked = [f"{step.path} {step.name}: {reason}" for step in runs
                    if (reason := not_runnable(step, search_path, options.platform))]
         blocked += [f"{step.path} {step.name}: {', '.join(found)}: dry-run does not read Parameter Store; SSM Agent "
-                    "resolves these on the instance" for step in runs if (found := references(step.properties))]
+                    "resolves these on the instance" for step in runs
+                    if (found := references(interpolate(step.properties, values, document=document)))]
         if blocked:
             raise NotRunnable("cannot run on this machine (nothing was run):\n" + "\n".join(f"- {b}" for b in blocked))
         workdir = Path(tmp, "src")
@@ -493,14 +497,9 @@ def _execute(document: Document, values: Mapping[str, list[str]], artifact: byte
         with live:
             result = run_document(document, values, platform=options.platform, workdir=str(workdir),
                                   context=context[0], on_output=live.output, on_step=live.step_done)
-    if result.error:
-        report.data["execution"] = {"platform": options.platform, "status": result.status, "error": result.error,
-                                    "steps": []}
-        report.text(f"SSM Agent fails the document before running any step: {result.error}")
-        return EXIT_FAILED
     report.data["execution"] = {
         "platform": options.platform, "status": result.status, "response_code": result.response_code,
-        "reboot": result.reboot,
+        "reboot": result.reboot, "error": result.error,
         "steps": [{"name": s.name, "action": s.action, "status": s.status, "status_details": s.status_details,
                    "exit_code": s.exit_code, "duration_seconds": round(d, 3), "stdout": s.stdout, "stderr": s.stderr,
                    "message": s.message} for s, d in zip(result.steps, live.durations, strict=True)]}
