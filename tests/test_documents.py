@@ -16,8 +16,8 @@ from worker.ssmdoc import (
     step_outcome,
     validate_parameters,
 )
-from worker.ssmdoc.agent import environment, interpolate, script_lines
 from worker.ssmdoc.regex import pattern_matches, pattern_portability
+from worker.ssmdoc.substitute import interpolate, parameter_environment
 
 # The seed article's ssm/windows.yml, as published.
 SEED_WINDOWS = """\
@@ -130,7 +130,8 @@ def test_schema_1_2_runtime_config_becomes_steps() -> None:
         "parameters": {"commands": {"type": "StringList"}}})
     (step,) = document.steps
     assert (step.name, step.action, step.platform) == ("aws:runShellScript", "aws:runShellScript", None)
-    assert step.inputs["runCommand"] == "{{ commands }}"
+    # a list of properties is one plugin: its entries run in turn and merge into one result
+    assert (step.legacy, step.properties) == (True, [{"id": "0.aws:runShellScript", "runCommand": "{{ commands }}"}])
 
 
 def test_step_level_modifiers_are_noted_because_the_agent_reads_inputs() -> None:
@@ -345,8 +346,8 @@ def test_whole_placeholder_keeps_the_value_type() -> None:
     assert interpolate(inputs, values, document=document) == {
         "runCommand": ["echo one", "echo two"], "list": [["echo one", "echo two"], "x"],
         "workingDirectory": "/srv", "timeoutSeconds": 60}
-    assert script_lines(interpolate(["{{ commands }}", "exit 0"], values, document=document)) == [
-        "echo one", "echo two", "exit 0"]
+    # a StringList as a whole list item is a nested list: SSM Agent then fails the step (not flattened)
+    assert interpolate(["{{ commands }}", "exit 0"], values, document=document) == [["echo one", "echo two"], "exit 0"]
 
 
 def test_embedded_placeholders_become_text() -> None:
@@ -368,11 +369,11 @@ def test_unknown_invalid_and_parameter_store_placeholders_stay_literal() -> None
     assert interpolate(text, values) == "K {{ unknown }} {{ my_param }} {{ssm:/a/b}} {{ ssm-secure:x }} K"
 
 
-def test_dollar_signs_in_a_value_go_through_go_expand() -> None:
-    # ReplaceAllString expands $name in the replacement: the agent really prints this.
+def test_dollar_signs_in_a_value_reach_the_script_verbatim() -> None:
+    # parameters.go ReplaceParameter: no regexp expansion, only $$ becomes $ (kept for old workarounds)
     value = "cost $5 and $HOME, $$, ${x}, $(id), $0 end $"
-    assert interpolate("echo {{ M }}!", {"M": [value]}) == "echo cost  and , $, , $(id), {{ M }} end $!"
-    assert interpolate("{{ M }}", {"M": [value]}) == value  # a whole placeholder is not a replacement
+    assert interpolate("echo {{ M }}!", {"M": [value]}) == "echo cost $5 and $HOME, $, ${x}, $(id), $0 end $!"
+    assert interpolate("{{ M }}", {"M": [value]}) == value  # a whole placeholder is the value itself
 
 
 def test_substitution_is_a_single_pass() -> None:
@@ -385,14 +386,15 @@ def test_environment_for_env_var_parameters() -> None:
                      "Lines": {"type": "StringList", "interpolationType": "ENV_VAR", "default": ["a", "b"]}})
     hostile = "a\"b'c; $(id) `id` \n$HOME"
     values = validate_parameters(document, {"Message": [hostile]})
-    assert environment(document, values) == {"SSM_Message": hostile, "SSM_Lines": '["a","b"]'}
+    # documented for String parameters only: no rendering is invented for the StringList
+    assert parameter_environment(document, values) == {"SSM_Message": hostile}
     # ENV_VAR does not stop the text substitution
-    assert interpolate("echo {{Message}}", values, document=document) == "echo a\"b'c; $(id) `id` \n"
+    assert interpolate("echo {{Message}}", values, document=document) == "echo " + hostile
 
 
 def test_environment_only_for_schema_2_2() -> None:
     document = make({"M": {"type": "String", "interpolationType": "ENV_VAR"}}, version="2.0")
-    assert environment(document, {"M": ["x"]}) == {}
+    assert parameter_environment(document, {"M": ["x"]}) == {}
 
 
 @pytest.mark.parametrize(("value", "seconds"), [
@@ -503,6 +505,23 @@ def test_a_parameter_that_is_the_script_is_flagged() -> None:
      "error: parameters.P.allowedPattern: not a valid regular expression for the worker's check"),
     ({"parameters": {"P": {"type": "String", "minChars": 5, "maxChars": 2}}},
      "error: parameters.P.minChars: minChars 5 is greater than maxChars 2"),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "s", "timeoutSeconds": "60", "inputs": {}}]},
+     ("error: mainSteps[0].timeoutSeconds: SSM Agent reads this as a whole number and fails the whole command on a "
+      "string '60'")),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "s", "maxAttempts": 1.5, "inputs": {}}]},
+     "error: mainSteps[0].maxAttempts: SSM Agent reads this as a whole number and fails the whole command"),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "s", "onFailure": True, "inputs": {}}]},
+     "error: mainSteps[0].onFailure: SSM Agent reads this as text and fails the whole command"),
+    ({"description": ["not", "text"]}, "error: description: SSM Agent reads this as text"),
+    ({"parameters": {"P": {"type": "String", "default": "1", "description": 5}}},
+     "error: parameters.P.description: SSM Agent reads this as text"),
+    ({"parameters": {"P": {"type": "String", "default": "1", "allowedValues": ["1", 2]}}},
+     "error: parameters.P.allowedValues[1]: SSM Agent reads this as text (quote it)"),
+    ({"mainSteps": [{"action": "aws:runScript", "name": "s", "inputs": {"runCommand": []}}]},
+     "error: mainSteps[0].action: aws:runScript is a legacy EC2Config plugin name SSM Agent does not know"),
+    ({"parameters": {"my_param": {"type": "String", "default": ""}}},
+     ("error: parameters.my_param: SSM Agent accepts only parameter names of letters and digits: it drops the value "
+      "sent for my_param and pastes its default (or null)")),
     ({"mainSteps": [{"action": "aws:runShellScript", "name": "s",
                      "precondition": {"StringEquals": ["{{ nothing }}", "x"]}}]},
      ("error: mainSteps[0].precondition: SSM Agent fails this step: \"StringEquals\": at least one of operator's "
@@ -531,8 +550,10 @@ def test_lint_missing_schema_version() -> None:
 
 @pytest.mark.parametrize(("content", "expected"), [
     ({"parameters": {"P": {"type": "Array", "default": []}}}, "warning: parameters.P.type: Array is accepted"),
-    ({"parameters": {"my_param": {"type": "String", "default": ""}}},
-     "warning: parameters.my_param: SSM Agent only substitutes parameters named [a-zA-Z0-9]+"),
+    ({"parameters": {"P": {"type": "Integer", "default": 5, "allowedPattern": "^[0-9]+$"}}},
+     "warning: parameters.P.allowedPattern: SSM Agent checks allowedPattern only on text"),
+    ({"mainSteps": [{"action": "aws:runShellScript", "name": "a", "inputs": {"runCommand": ["echo {{ ssm-secure:/x }}"]}}]},
+     "warning: mainSteps[0].inputs: {{ssm-secure:...}} stays literal text in a script step"),
     ({"parameters": {"P": {"type": "String", "default": "", "interpolationType": "ENV"}}},
      "warning: parameters.P.interpolationType: unknown value 'ENV'"),
     ({"parameters": {"P": {"type": "String", "default": "", "allowedPattern": "[a-z]*"}}},

@@ -398,6 +398,59 @@ def test_powershell_without_pwsh_is_not_runnable_here(tmp_path: Path) -> None:
     assert "Command status" not in result.stdout
 
 
+def _one_step(*lines: str) -> str:
+    body = "".join(f"\n        - {json.dumps(line)}" for line in lines)
+    return f"""schemaVersion: "2.2"
+mainSteps:
+  - action: aws:runShellScript
+    name: Build
+    inputs:
+      runCommand:{body}
+"""
+
+
+def test_execute_gives_scripts_the_agents_variables_and_says_which_are_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "env.yml").write_text(_one_step("env | grep -E '^(SSM_|AWS_SSM_)' | sort", 'echo "HOME=${HOME-unset}"'))
+    args = (spec(tmp_path / "src"), "--document", tmp_path / "env.yml", "--execute")
+    result = dry_run(*args, env={"AWS_REGION": "eu-west-1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in (f"AWS_SSM_INSTANCE_ID={INSTANCE}", "AWS_SSM_REGION_NAME=eu-west-1", "HOME=unset",
+                 "SSM_COMMAND_ID=00000000-0000-0000-0000-000000000000"):
+        assert line in result.stdout.splitlines()
+    assert (f"note     execute    scripts get SSM_COMMAND_ID=00000000-0000-0000-0000-000000000000 (placeholder), "
+            f"AWS_SSM_INSTANCE_ID={INSTANCE}, AWS_SSM_REGION_NAME=eu-west-1, AWS_SSM_PLATFORM_NAME/VERSION of this "
+            "machine") in result.stdout
+
+
+def test_a_reboot_ends_the_run_with_what_the_agent_would_do(tmp_path: Path) -> None:
+    (tmp_path / "patch.yml").write_text(_one_step("echo patched", "exit 194"))
+    result = dry_run(spec(tmp_path / "src"), "--document", tmp_path / "patch.yml", "--execute")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    table = lines.index("Step  Name   Action              Status            Response code  Duration")
+    assert lines[table + 1].startswith("1     Build  aws:runShellScript  SuccessAndReboot  194            ")
+    assert lines[table + 2] == "Command status: SuccessAndReboot (response code 194)"
+    assert ("note     reboot     SSM Agent would now reboot the instance, then run step Build again from its start, "
+            "then the steps after it; dry-run cannot reboot this machine, so the rest was not run here") in lines
+
+
+def test_parameter_store_references_are_not_runnable_here(tmp_path: Path) -> None:
+    (tmp_path / "ssm.yml").write_text("""schemaVersion: "2.2"
+parameters:
+  message: {type: String}
+mainSteps:
+  - action: aws:runShellScript
+    name: Build
+    inputs: {runCommand: ["echo {{ssm:/team/greeting}} {{ message }}"]}
+""")
+    result = dry_run(spec(tmp_path / "src", message="{{ssm:/team/name}}"), "--document", tmp_path / "ssm.yml",
+                     "--execute")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stderr.startswith("NotRunnableHere: cannot run on this machine (nothing was run):\n"
+                                    "- mainSteps[0] Build: {{ssm:/team/greeting}}, {{ssm:/team/name}}: dry-run does "
+                                    "not read Parameter Store")
+
+
 # ------------------------------------------------------------------------------------ --aws
 
 

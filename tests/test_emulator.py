@@ -442,7 +442,8 @@ def test_real_exit_code_and_output(emu: Emulator) -> None:
     got = wait_until(lambda: _finished(ssm, command_id, LINUX))
     assert (got["Status"], got["StatusDetails"], got["ResponseCode"]) == ("Failed", "Failed", 3)
     assert got["StandardOutputContent"] == "message hello world\n"
-    assert got["StandardErrorContent"] == "to stderr\n"
+    # SSM Agent adds Go's exec error after the script's stderr (runscript.go runCommands)
+    assert got["StandardErrorContent"] == "to stderr\nfailed to run commands: exit status 3"
     [listed] = ssm.list_commands(CommandId=command_id)["Commands"]
     assert (listed["Status"], listed["ErrorCount"], listed["CompletedCount"]) == ("Failed", 1, 1)
     assert emu.ssm.command(command_id).invocations[LINUX].stdout == "message hello world\n"

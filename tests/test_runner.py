@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -55,7 +54,9 @@ def test_failure_keeps_exit_code_and_stderr() -> None:
     result = run(doc(shell("fail", "echo 'no such thing' >&2", "exit 3"), shell("next", "echo still runs")))
     assert (result.status, result.status_details, result.response_code) == ("Failed", "Failed", 3)
     failed, following = result.steps
-    assert (failed.status, failed.exit_code, failed.stderr) == ("Failed", 3, "no such thing\n")
+    # runscript.go adds Go's exec error to stderr, straight after the script's own
+    assert (failed.status, failed.exit_code, failed.stderr) == (
+        "Failed", 3, "no such thing\nfailed to run commands: exit status 3")
     assert (following.status, following.stdout) == ("Success", "still runs\n")
 
 
@@ -77,7 +78,8 @@ def test_exit_169_fails_and_skips_the_rest_but_not_a_finally_step() -> None:
     stop, later, cleanup = result.steps
     note = "\nStep exited with code 169. Therefore, marking step as Failed. Further document steps will be skipped."
     assert (result.status, result.response_code) == ("Failed", 169)
-    assert (stop.status, stop.exit_code, stop.stdout, stop.stderr) == ("Failed", 169, note, "bad\n" + note)
+    assert (stop.status, stop.exit_code, stop.stdout, stop.stderr) == (
+        "Failed", 169, note, "bad\nfailed to run commands: exit status 169" + note)
     assert later.status == "Skipped"
     assert (cleanup.status, cleanup.stdout) == ("Success", "cleaning\n")
 
@@ -131,12 +133,20 @@ def test_killed_by_a_signal_reports_minus_one() -> None:
     assert (step.status, step.exit_code) == ("Failed", -1)
 
 
-def test_reboot_exit_code_is_success_without_a_reboot() -> None:
-    result = run(doc(shell("patch", "exit 194"), shell("after", "echo next")))
-    patch, after = result.steps
-    assert (patch.status, patch.exit_code) == ("Success", 194)
-    assert "reboot requested (exit 194), not performed by the local runner" in patch.status_details
-    assert after.status == "Success"
+def test_reboot_exit_code_stops_the_document_and_says_what_the_agent_would_do(tmp_path: Path) -> None:
+    marker = tmp_path / "rebooted"
+    document = doc(shell("patch", f"if [ -e {marker} ]; then echo patched; exit 0; fi", f"touch {marker}", "exit 194"),
+                   shell("after", "echo next"))
+    result = run(document)
+    (patch,) = result.steps  # the agent stops after the step that asked for the reboot
+    assert (patch.status, patch.exit_code, patch.stderr) == ("SuccessAndReboot", 194, "")
+    assert (result.status, result.response_code) == ("SuccessAndReboot", 194)
+    assert result.reboot == ("SSM Agent would now reboot the instance, then run step patch again from its start, "
+                             "then the steps after it")
+    resumed = run(document, resume=result.steps)  # after the reboot: the step again, then the rest
+    assert [(s.name, s.status, s.stdout) for s in resumed.steps] == [
+        ("patch", "Success", "patched\n"), ("after", "Success", "next\n")]
+    assert resumed.status == "Success"
 
 
 def test_preconditions_skip_steps_for_other_platforms() -> None:
@@ -179,11 +189,13 @@ def test_env_var_values_arrive_verbatim(tmp_path: Path, value: str) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-def test_env_merges_os_environ_caller_env_and_parameters(tmp_path: Path) -> None:
-    document = doc(shell("env", 'echo "$HOME|$EXTRA|$SSM_M"'), parameters={
+def test_env_is_the_agents_own_plus_parameters() -> None:
+    document = doc(shell("env", 'echo "${HOME-unset}|${EXTRA-}|$SSM_M"'), parameters={
         "M": {"type": "String", "interpolationType": "ENV_VAR", "default": "param"}})
-    result = run(document, env={"EXTRA": "caller"})
-    assert result.steps[0].stdout == f"{os.environ.get('HOME', '')}|caller|param\n"
+    # the agent's systemd service has no HOME: the default environment has none either
+    assert run(document).steps[0].stdout == "unset||param\n"
+    given = run(document, env={"EXTRA": "caller", "HOME": "/home/x"})
+    assert given.steps[0].stdout == "/home/x|caller|param\n"
 
 
 def test_string_list_expands_into_script_lines() -> None:
@@ -229,12 +241,13 @@ def test_stdout_truncation(chars: int, kept: int) -> None:
 
 
 def test_stderr_truncation_and_live_output_see_everything() -> None:
+    # the agent cuts stderr at 24,000 bytes too (RunPlugins uses MaxStdoutLength for both); the 8,000
+    # characters GetCommandInvocation shows are the service's cut
     seen: list[str] = []
-    step = run(doc(shell("noisy", "head -c 9000 /dev/zero | tr '\\0' e >&2")),
+    step = run(doc(shell("noisy", "head -c 30000 /dev/zero | tr '\\0' e >&2")),
                on_output=lambda name, stream, text: seen.append(text) if stream == "stderr" else None).steps[0]
-    assert len(step.stderr) == 8000
-    assert step.stderr == "e" * 7980 + "--output truncated--"
-    assert "".join(seen) == "e" * 9000
+    assert step.stderr == "e" * 23980 + "--output truncated--"
+    assert "".join(seen) == "e" * 30000
 
 
 def test_on_output_streams_while_the_step_runs() -> None:
@@ -269,7 +282,7 @@ def test_powershell_needs_pwsh(tmp_path: Path) -> None:
     document = doc({"action": "aws:runPowerShellScript", "name": "ps", "inputs": {"runCommand": ["Write-Output hi"]}})
     step = run(document, env={"PATH": str(tmp_path)}).steps[0]
     assert (step.status, step.exit_code) == ("Failed", 1)
-    assert step.stderr.startswith("pwsh not available")
+    assert step.stderr == "failed to run commands: fork/exec /usr/bin/pwsh: no such file or directory"
 
 
 def test_other_actions_fail_clearly() -> None:

@@ -32,9 +32,9 @@ from botocore.config import Config as BotoConfig
 
 from worker.errors import ParameterError
 from worker.ssmdoc import Document, lint_document, load_document, validate_parameters
-from worker.ssmdoc.agent import environment, interpolate, script_lines
 from worker.ssmdoc.regex import pattern_portability
 from worker.ssmdoc.runner import run_document
+from worker.ssmdoc.substitute import interpolate, parameter_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SSM = ROOT / "ssm"
@@ -221,8 +221,8 @@ def run_linux(values: dict[str, str], *, agent: str = "runner", path: str | None
         (step,) = run_document(doc, complete, workdir=str(workdir), env=env).steps
         return Ran(step.exit_code, step.stdout, step.stderr)
     (step,) = doc.steps
-    text = "\n".join(script_lines(interpolate(step.inputs["runCommand"], complete, document=doc)))
-    assert not set(environment(doc, complete)) & set(os.environ)
+    text = "\n".join(interpolate(step.inputs["runCommand"], complete, document=doc))
+    assert not set(parameter_environment(doc, complete)) & set(os.environ)
     proc = subprocess.run([shutil.which(agent) or agent, "-c", text], check=False, capture_output=True, text=True,
                           timeout=60, cwd=workdir, env={**os.environ, **env})
     return Ran(proc.returncode, proc.stdout, proc.stderr)

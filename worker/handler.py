@@ -32,7 +32,6 @@ from worker.clock import Clock
 from worker.config import Config
 from worker.errors import (
     BadToken,
-    DocumentError,
     SendUncertain,
     SpecError,
     SystemUnavailable,
@@ -113,10 +112,8 @@ class DocumentCache:
                 self._docs.move_to_end(key)
                 return resolved, self._docs[key]
         got = self.ssm.get_document(Name=name, DocumentVersion=resolved)
-        if got.get("DocumentType", "Command") != "Command":
-            raise DocumentError(f"document {name!r} is a {got['DocumentType']} document; the worker runs Command "
-                                "documents (aws:runShellScript / aws:runPowerShellScript)")
-        document = load_document(got["Content"], source=f"document {name!r} version {resolved}")
+        document = load_document(got["Content"], source=f"document {name!r} version {resolved}",
+                                 document_type=got.get("DocumentType", "Command"))
         with self._lock:
             self._docs[key] = document
             while len(self._docs) > self.size:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from worker.config import ActionType, Config, load_config
-from worker.dryrun.execute import NotRunnable, artifact_of, execute
+from worker.dryrun.execute import NotRunnable, agent_context, artifact_of, execute
 from worker.dryrun.inputs import document_name, fetch, load_file, locate, read_spec
 from worker.dryrun.report import Report
 from worker.errors import (
@@ -143,7 +143,8 @@ def _dry_run(options: Options, report: Report) -> int:
     report.request(prepared.request(), [k for k in AUTO_PARAMETERS if k in prepared.document.parameters])
     if not options.execute:
         return EXIT_OK
-    succeeded = execute(prepared.document, prepared.plan.parameters, artifact_of(path), options.platform, report)
+    succeeded = execute(prepared.document, prepared.plan.parameters, artifact_of(path), options.platform, report,
+                        agent_context(prepared.spec, config))
     return EXIT_OK if succeeded else EXIT_FAILED
 
 

@@ -1,9 +1,12 @@
 """``dry-run --execute``: the document's steps run on this machine, as SSM Agent would run them.
 
-The steps run with the local runner (`worker.ssmdoc.runner.run_document`) as on a ``--platform``
-instance, in a temporary copy of PATH (the zip extracted, execute bits kept), streaming output.
-Steps the runner cannot run here (another action, or aws:runPowerShellScript without ``pwsh``) are
-found before anything runs: the run is refused (`NotRunnable`, exit 3), never half done.
+The steps run with the local runner (`worker.ssmdoc.runner.run_document`) as SSM Agent 3.3.1142.0
+would on a ``--platform`` instance, in a temporary copy of PATH (the zip extracted, execute bits
+kept), streaming output, with the agent's script variables (placeholders where only a real command
+has a value: `agent_context`). Steps the runner cannot run here (another action,
+aws:runPowerShellScript without ``pwsh``, ``{{ssm:...}}`` references) are found before anything
+runs: the run is refused (`NotRunnable`, exit 3), never half done. A step that asks for a reboot
+ends the run with a note of what the agent would do next.
 
 ArtifactUrl is ``http://127.0.0.1:<port>/<random>/artifact.zip``: a small HTTP server, up for the
 run only, serving the artifact zip (PATH itself, or PATH zipped), so the document downloads exactly
@@ -27,11 +30,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from worker.config import Config
 from worker.dryrun.inputs import artifact_files
 from worker.dryrun.report import Live, Report
 from worker.errors import ParameterError
+from worker.spec import Spec
 from worker.ssmdoc import Document, step_outcome, validate_parameters
-from worker.ssmdoc.runner import not_runnable, run_document
+from worker.ssmdoc.parameterstore import references
+from worker.ssmdoc.runner import (
+    AgentContext,
+    local_platform,
+    not_runnable,
+    run_document,
+)
+from worker.ssmdoc.substitute import interpolate
 
 
 class NotRunnable(Exception):
@@ -99,8 +111,26 @@ def _serve(artifact: bytes) -> Iterator[str]:
         server.server_close()
 
 
+PLACEHOLDER_COMMAND = "00000000-0000-0000-0000-000000000000"
+PLACEHOLDER_INSTANCE = "i-00000000000000000"
+PLACEHOLDER_REGION = "us-east-1"
+
+
+def agent_context(spec: Spec, config: Config) -> tuple[AgentContext, str]:
+    """The values SSM Agent would give scripts (SSM_COMMAND_ID, AWS_SSM_*) and how they were chosen."""
+    region = config.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    name, version = local_platform()
+    context = AgentContext(PLACEHOLDER_COMMAND, spec.instance_ids[0] if spec.instance_ids else PLACEHOLDER_INSTANCE,
+                           region or PLACEHOLDER_REGION, name, version)
+    said = (f"scripts get SSM_COMMAND_ID={context.command_id} (placeholder), AWS_SSM_INSTANCE_ID="
+            f"{context.instance_id}{'' if spec.instance_ids else ' (placeholder)'}, AWS_SSM_REGION_NAME="
+            f"{context.region}{'' if region else ' (placeholder)'}, AWS_SSM_PLATFORM_NAME/VERSION of this machine "
+            f"({name} {version}), and SSM Agent's own environment (PATH and LANG only: no HOME)")
+    return context, said
+
+
 def execute(document: Document, values: Mapping[str, list[str]], artifact: bytes, platform: str,
-            report: Report) -> bool:
+            report: Report, context: tuple[AgentContext, str]) -> bool:
     """Run the steps with the planned parameter values; True when the command would succeed."""
     with tempfile.TemporaryDirectory(prefix="cpssm-dry-run-") as tmp, _serve(artifact) as url:
         if "ArtifactUrl" in document.parameters:
@@ -110,19 +140,23 @@ def execute(document: Document, values: Mapping[str, list[str]], artifact: bytes
                 raise NotRunnable(f"the document's ArtifactUrl rules refuse the local URL the artifact is served "
                                   f"from ({url}):\n" + "\n".join(f"- {p}" for p in exc.problems)) from exc
         search_path = os.environ.get("PATH")
-        blocked = [f"{step.path} {step.name}: {reason}" for step in document.steps
-                   if step_outcome(document, step, values, platform)[0] == "run"
-                   and (reason := not_runnable(step, search_path))]
+        runs = [step for step in document.steps if step_outcome(document, step, values, platform)[0] == "run"]
+        blocked = [f"{step.path} {step.name}: {reason}" for step in runs
+                   if (reason := not_runnable(step, search_path, platform))]
+        blocked += [f"{step.path} {step.name}: {', '.join(found)}: dry-run does not read Parameter Store; SSM Agent "
+                    "resolves these on the instance" for step in runs
+                    if (found := references(interpolate(step.properties, values, document=document)))]
         if blocked:
             raise NotRunnable("cannot run on this machine (nothing was run):\n" + "\n".join(f"- {b}" for b in blocked))
         workdir = Path(tmp, "src")
         _extract(artifact, workdir)
         served = f"; ArtifactUrl served at {url}" if "ArtifactUrl" in document.parameters else ""
-        report.check("ok", "execute", f"as SSM Agent on a {platform} instance would; working directory "
-                                      f"{workdir}{served}")
+        report.check("ok", "execute", f"as SSM Agent 3.3.1142.0 on a {platform} instance would; working "
+                                      f"directory {workdir}{served}")
+        report.check("note", "execute", context[1])
         live = Live(document.steps, report.live, report.err)
         with live:
             result = run_document(document, values, platform=platform, workdir=str(workdir),
-                                  on_output=live.output, on_step=live.step_done)
+                                  context=context[0], on_output=live.output, on_step=live.step_done)
     report.execution(platform, result, live.durations)
-    return result.status == "Success"
+    return result.status in ("Success", "SuccessAndReboot")

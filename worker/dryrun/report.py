@@ -70,6 +70,7 @@ class Report:
         """The run's outcome: the step table, and the output of each step that did not succeed."""
         self.data["execution"] = {
             "platform": platform, "status": result.status, "response_code": result.response_code,
+            "reboot": result.reboot, "error": result.error,
             "steps": [{"name": s.name, "action": s.action, "status": s.status, "status_details": s.status_details,
                        "exit_code": s.exit_code, "duration_seconds": round(d, 3), "stdout": s.stdout,
                        "stderr": s.stderr, "message": s.message}
@@ -79,9 +80,12 @@ class Report:
             self.check("note", "execute", f"no step ran: none is for a {platform} instance (SSM reports that as "
                                           "Success); try --platform")
         for step in result.steps:
-            if step.status not in ("Success", "Skipped"):
+            if step.status not in ("Success", "Skipped", "SuccessAndReboot"):
                 self.text(f"--- output of {step.name} ({step.status}, exit {step.exit_code}):\n"
                           f"{step.plugin_output()}")
+        if result.reboot:
+            self.check("note", "reboot", f"{result.reboot}; dry-run cannot reboot this machine, so the rest was not "
+                                         "run here")
 
     def fail(self, kind: str, message: str) -> None:
         self.data["error"] = {"type": kind, "message": message}

@@ -153,6 +153,7 @@ class Emulator:
         )
         self.ssm = SsmBackend(
             account_id=self.account_id,
+            region=self.config.region,
             workdir=self._workdir / "instances",
             invocation_visibility_delay=self.config.invocation_visibility_delay,
             delivery_delay=self.config.delivery_delay,

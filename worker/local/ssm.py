@@ -10,12 +10,20 @@ while its instance is offline, InProgress while it runs, then Success, Failed,
 TimedOut or Cancelled. TimeoutSeconds is the delivery timeout: an invocation
 still Pending when it expires ends TimedOut / DeliveryTimedOut without running.
 
+The fake agent gives scripts the variables SSM Agent sets (SSM_COMMAND_ID,
+AWS_SSM_INSTANCE_ID, AWS_SSM_REGION_NAME, AWS_SSM_PLATFORM_NAME/VERSION: this
+machine's) and has no Parameter Store: a ``{{ssm:...}}`` reference fails the
+command as a missing parameter does. A step that exits with the reboot code
+"reboots" its instance at once: the runner resumes as the agent does after a
+reboot (that step again, then the rest), up to ``MAX_REBOOTS`` times in a row.
+
 Statuses and StatusDetails follow the SSM API reference (botocore's model docs)
 and the user guide's "Understanding command statuses"; StatusDetails are the
 API's CamelCase values ("InProgress", "ExecutionTimedOut", "DeliveryTimedOut")
 as the AWS CLI examples show them, not the guide's spaced headings. Output
-limits and truncation are the runner's (the agent's): 24,000 / 8,000
-characters, 2,500 for a plugin's Output. Output bytes that are not UTF-8 reach
+limits and truncation are the runner's (the agent's): 24,000 bytes of each
+stream, 2,500 for a plugin's Output; StandardErrorContent shows the first
+8,000 characters, the service's cut. Output bytes that are not UTF-8 reach
 the API as U+FFFD, as from SSM Agent, whose Go JSON encoding replaces them (the
 runner decodes with errors="replace"). ``time_scale`` compresses both the
 delivery timeout (TimeoutSeconds) and step execution timeouts for tests.
@@ -49,11 +57,20 @@ from worker.ssmdoc import (
     execution_timeout,
     load_document,
 )
-from worker.ssmdoc.runner import STATUS_DETAILS, RunResult, StepResult, run_document
+from worker.ssmdoc.runner import (
+    SERVICE_STDERR_LIMIT,
+    STATUS_DETAILS,
+    AgentContext,
+    RunResult,
+    StepResult,
+    local_platform,
+    run_document,
+)
 
 DEFAULT_DELIVERY_TIMEOUT = 3600
 """SendCommand's TimeoutSeconds when omitted (the user guide: the default delivery timeout). Not the
 step execution timeout (``ssmdoc.DEFAULT_TIMEOUT_SECONDS``, the agent's); the worker always sends its own."""
+MAX_REBOOTS = 10  # an instance "reboots" by resuming the step; a document that reboots forever stops here
 # The statuses an invocation is not finished in. The worker has the same AWS rule (commands.ACTIVE) and
 # decides by it when a command is done; this copy is the emulator's own on purpose, so a mistake in the
 # worker's set shows as a disagreement with SSM's behaviour here instead of being copied into it.
@@ -248,6 +265,7 @@ class SsmBackend:
         self,
         *,
         account_id: str,
+        region: str = "us-east-1",
         workdir: Path,
         invocation_visibility_delay: float,
         delivery_delay: float,
@@ -257,6 +275,7 @@ class SsmBackend:
         report_bug: Callable[[str], None],
     ) -> None:
         self.account_id = account_id
+        self.region = region
         self.workdir = workdir
         self.invocation_visibility_delay = invocation_visibility_delay
         self.delivery_delay = delivery_delay
@@ -346,8 +365,9 @@ class SsmBackend:
         with self._lock:
             if name in self._documents:
                 raise ApiError("DocumentAlreadyExists", f"Document with same name {name} already exists")
-            if document_type != "Command":
-                raise ApiError("InvalidDocumentContent", f"The emulator only runs Command documents, not {document_type}")
+            if document_type not in ("Command", "Policy"):  # a Policy document has a Command document's shape
+                raise ApiError("InvalidDocumentContent", f"The emulator only stores Command and Policy documents, "
+                                                         f"not {document_type}")
             record = DocumentRecord(name, document_type, [self._version(name, "1", content, fmt)])
             self._documents[name] = record
             return self._describe(record, record.latest)
@@ -533,15 +553,23 @@ class SsmBackend:
                 invocation.status = invocation.status_details = "InProgress"
                 invocation.started = _now()
                 self._start_next_plugin(invocation)
-            result = run_document(
-                command.document,
-                command.values,
-                platform=instance.platform,
-                workdir=str(instance.workdir),
-                cancel=invocation.cancel,
-                on_step=lambda step: self._step_finished(invocation, step),
-                time_scale=self.time_scale,
-            )
+            context = AgentContext(command.command_id, instance.instance_id, self.region, *local_platform())
+            resume: list[StepResult] = []
+            for _ in range(MAX_REBOOTS + 1):
+                result = run_document(
+                    command.document,
+                    command.values,
+                    platform=instance.platform,
+                    workdir=str(instance.workdir),
+                    context=context,
+                    cancel=invocation.cancel,
+                    on_step=lambda step: self._step_finished(invocation, step),
+                    resume=resume,
+                    time_scale=self.time_scale,
+                )
+                if result.status != "SuccessAndReboot" or invocation.cancel.is_set():
+                    break
+                resume = result.steps
             self._record_result(invocation, result)
         finally:
             gate.release()
@@ -574,6 +602,9 @@ class SsmBackend:
             plugin = next((p for p in invocation.plugins if p.name == step.name and p.finished is None), None)
             if plugin is None:
                 return
+            if step.status == "SuccessAndReboot":  # the instance reboots; the step runs again
+                plugin.stdout, plugin.stderr, plugin.output = step.stdout, step.stderr, step.plugin_output()
+                return
             plugin.status, plugin.status_details = _plugin_status(step)
             plugin.response_code = step.exit_code
             plugin.stdout, plugin.stderr, plugin.output = step.stdout, step.stderr, step.plugin_output()
@@ -583,6 +614,14 @@ class SsmBackend:
                 self._start_next_plugin(invocation)
 
     def _record_result(self, invocation: InvocationRecord, result: RunResult) -> None:
+        if result.status == "SuccessAndReboot":  # still rebooting after MAX_REBOOTS: give up
+            result.status = "Failed"
+            result.error = f"the emulator stopped after {MAX_REBOOTS} reboots in a row"
+        if result.error:  # the document failed before any step ran: every plugin says why
+            with self._lock:
+                for plugin in invocation.plugins:
+                    if plugin.finished is None:
+                        plugin.output = result.error
         cancelled = result.status == "Cancelled" or (invocation.cancel.is_set() and result.status != "Success")
         self._end(invocation, "Cancelled" if cancelled else result.status)
 
@@ -634,7 +673,7 @@ class SsmBackend:
             "StatusDetails": plugin.status_details,
             "StandardOutputContent": plugin.stdout if plugin.finished else "",
             "StandardOutputUrl": "",
-            "StandardErrorContent": plugin.stderr if plugin.finished else "",
+            "StandardErrorContent": plugin.stderr[:SERVICE_STDERR_LIMIT] if plugin.finished else "",
             "StandardErrorUrl": "",
         }
         for key, moment in (("ExecutionStartDateTime", plugin.started), ("ExecutionEndDateTime", plugin.finished)):

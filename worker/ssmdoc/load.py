@@ -26,6 +26,7 @@ from worker.ssmdoc.model import (
     kind_of,
     scalar_text,
 )
+from worker.ssmdoc.plugins import input_value, modifier
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -113,7 +114,7 @@ def _count(decl: Mapping[str, Any], key: str, path: str, source: str) -> int | N
 
 
 
-def _parameter(name: Any, decl: Any, source: str) -> Parameter:
+def _parameter(name: Any, decl: Any, source: str, notes: list[Finding]) -> Parameter:
     path = f"parameters.{name}"
     if not isinstance(name, str):
         raise DocumentError(f"{source}: parameters: the name {name!r} is not text; quote it")
@@ -134,6 +135,11 @@ def _parameter(name: Any, decl: Any, source: str) -> Parameter:
         raise DocumentError(f"{source}: {path}.interpolationType: expected ENV_VAR, got {kind_of(interpolation)}")
     default = decl.get("default")
     description = decl.get("description")
+    if description is not None and not isinstance(description, str):
+        notes.append(_undecodable(f"{path}.description", description, "text"))
+    for index, value in enumerate(allowed or ()):
+        if not isinstance(value, str):
+            notes.append(_undecodable(f"{path}.allowedValues[{index}]", value, "text (quote it)"))
     return Parameter(
         name=name,
         type=type_ or "",
@@ -152,7 +158,7 @@ def _parameter(name: Any, decl: Any, source: str) -> Parameter:
 
 def _check_script_inputs(inputs: Mapping[str, Any], path: str, source: str) -> None:
     """The shapes a script plugin cannot run with, caught before anything is sent."""
-    command = inputs.get("runCommand")
+    command = input_value(inputs, "runCommand")
     if command is not None and not isinstance(command, (str, list)):
         raise DocumentError(f"{source}: {path}.runCommand: expected a list of strings (the script lines) or one "
                             f'"{{{{ Parameter }}}}" reference, got {kind_of(command)}')
@@ -160,7 +166,7 @@ def _check_script_inputs(inputs: Mapping[str, Any], path: str, source: str) -> N
         if not isinstance(line, str):
             raise DocumentError(f"{source}: {path}.runCommand[{index}]: expected a string (one script line), "
                                 f"got {kind_of(line)} {line!r}; quote the line")
-    directory = inputs.get("workingDirectory")
+    directory = input_value(inputs, "workingDirectory")
     if directory is not None and not isinstance(directory, str):
         raise DocumentError(f"{source}: {path}.workingDirectory: expected a directory path string, "
                             f"got {kind_of(directory)}")
@@ -189,14 +195,15 @@ def _platform(precondition: Mapping[str, tuple[str, ...]] | None) -> str | None:
     return None
 
 
-def _modifier(inputs: Mapping[str, Any], key: str) -> str | None:
-    """A control-flow modifier as the agent reads it: a string, or a boolean as "true"/"false"."""
-    value = inputs.get(key)
-    return scalar_text(value) if isinstance(value, (str, bool)) else None
+def _undecodable(path: str, value: Any, wanted: str) -> Finding:
+    """A field the agent decodes into a typed Go field: another type fails the whole command."""
+    return Finding("error", path, f"SSM Agent reads this as {wanted} and fails the whole command on "
+                                  f"{kind_of(value)} {value!r} (\"Encountered error while parsing input - internal "
+                                  f"error\"); write {wanted}")
 
 
-def _step(raw: Any, path: str, source: str, notes: list[Finding], *, name: Any, action: Any,
-          inputs: Any, precondition: Any = None) -> Step:
+def _step(raw: Mapping[str, Any], path: str, source: str, notes: list[Finding]) -> Step:
+    name, action, inputs, precondition = raw.get("name"), raw.get("action"), raw.get("inputs"), raw.get("precondition")
     if not isinstance(name, str) or not name:
         raise DocumentError(f"{source}: {path}.name: every step needs a name, unique in the document; "
                             f"got {kind_of(name)}")
@@ -209,15 +216,21 @@ def _step(raw: Any, path: str, source: str, notes: list[Finding], *, name: Any, 
                             f"got {kind_of(inputs)}")
     if action in SCRIPT_ACTIONS:
         _check_script_inputs(inputs, inputs_path(path), source)
+    for key, wanted in (("timeoutSeconds", "a whole number"), ("maxAttempts", "a whole number"),
+                        ("onFailure", "text")):
+        value = raw.get(key)
+        if value is not None and not (isinstance(value, str) if wanted == "text"
+                                      else isinstance(value, int) and not isinstance(value, bool)):
+            notes.append(_undecodable(f"{path}.{key}", value, wanted))
     for key in ("onFailure", "onSuccess", "finallyStep", "timeoutSeconds"):
-        if isinstance(raw, Mapping) and raw.get(key) not in (None, "", 0, False):
+        if raw.get(key) not in (None, "", 0, False):
             notes.append(Finding("warning", f"{path}.{key}",
                                  f"SSM Agent reads {key} from the step's inputs, not here; move it to "
                                  f"{path}.inputs.{key}"))
     conditions = _precondition(precondition, f"{path}.precondition", source)
     return Step(name=name, action=action, inputs=dict(inputs), platform=_platform(conditions),
-                on_failure=_modifier(inputs, "onFailure"), on_success=_modifier(inputs, "onSuccess"),
-                finally_step=_modifier(inputs, "finallyStep") == "true", precondition=conditions, path=path)
+                on_failure=modifier(inputs, "onFailure") or None, on_success=modifier(inputs, "onSuccess") or None,
+                finally_step=modifier(inputs, "finallyStep") == "true", precondition=conditions, path=path)
 
 
 def _main_steps(raw: Any, source: str, notes: list[Finding]) -> tuple[Step, ...]:
@@ -231,17 +244,18 @@ def _main_steps(raw: Any, source: str, notes: list[Finding]) -> tuple[Step, ...]
         if not isinstance(item, Mapping):
             raise DocumentError(f"{source}: {path}: expected a step mapping with name, action and inputs, "
                                 f"got {kind_of(item)}")
-        steps.append(_step(item, path, source, notes, name=item.get("name"), action=item.get("action"),
-                           inputs=item.get("inputs"), precondition=item.get("precondition")))
+        steps.append(_step(item, path, source, notes))
     return tuple(steps)
 
 
 def _runtime_config(raw: Any, source: str, notes: list[Finding]) -> tuple[Step, ...]:
     """Schema 1.x plugins as steps, in document order (the agent keeps them in a Go map: no fixed order).
 
-    A plugin's ``properties`` may be one mapping or a list; the agent runs each entry and merges their
-    output into one plugin result. Here each entry is its own step, named after the plugin when there
-    is one entry, else after the entry's ``id``.
+    Each plugin is one step named after the plugin, as the agent reports it. Its ``properties`` may
+    be a mapping (run once), a list (each entry runs, the results merge into one), a string (passed
+    to the plugin as it is: aws:cloudWatch takes one, e.g. AWS-ConfigureCloudWatch's
+    ``"{{ properties }}"``) or absent (the plugin runs with no inputs): every shape the agent's
+    contracts.PluginConfig accepts. What fails at run time is the lint's to say.
     """
     if raw is None:
         return ()
@@ -253,28 +267,59 @@ def _runtime_config(raw: Any, source: str, notes: list[Finding]) -> tuple[Step, 
         path = f"runtimeConfig.{plugin}"
         if not isinstance(config, Mapping):
             raise DocumentError(f"{source}: {path}: expected a mapping with properties, got {kind_of(config)}")
+        if not isinstance(plugin, str) or not plugin:
+            raise DocumentError(f"{source}: {path}: a plugin name must be text such as aws:runShellScript")
         # Go's encoding/json matches field names case-insensitively: "Properties" works in JSON too.
         key = next((k for k in config if isinstance(k, str) and k.lower() == "properties"), "properties")
-        entries = config.get(key)
-        entries = [entries] if isinstance(entries, Mapping) else entries
-        if not isinstance(entries, list) or not entries:
-            raise DocumentError(f"{source}: {path}.{key}: expected a list of property mappings, got {kind_of(entries)}")
-        for index, entry in enumerate(entries):
-            entry_path = f"{path}.{key}[{index}]"
-            name = plugin if len(entries) == 1 else (entry.get("id") if isinstance(entry, Mapping) else None)
-            steps.append(_step(None, entry_path, source, notes, name=name or f"{plugin}[{index}]",
-                               action=plugin, inputs=entry))
+        properties = config.get(key)
+        entries = properties if isinstance(properties, list) else [properties]
+        if plugin in SCRIPT_ACTIONS:
+            for index, entry in enumerate(entries):
+                if isinstance(entry, Mapping):
+                    where = f"{path}.{key}[{index}]" if isinstance(properties, list) else f"{path}.{key}"
+                    _check_script_inputs(entry, where, source)
+        inputs = properties if isinstance(properties, Mapping) else {}
+        steps.append(Step(name=plugin, action=plugin, inputs=dict(inputs), platform=None,
+                          on_failure=modifier(inputs, "onFailure") or None, on_success=modifier(inputs, "onSuccess") or None,
+                          finally_step=modifier(inputs, "finallyStep") == "true", path=f"{path}.{key}",
+                          properties=properties, legacy=True))
     return tuple(steps)
 
 
-def load_document(content: str | bytes | Mapping[str, Any], *, source: str = "document") -> Document:
+def refuse_document_type(source: str, document_type: str) -> DocumentError:
+    """The one refusal for every document that is not a Command document, whatever its type."""
+    article = "an" if document_type[:1] in "AEIOU" else "a"
+    return DocumentError(f"{source}: {article} {document_type} document, not a Command document; the worker runs "
+                         "Command documents only (SendCommand, run by SSM Agent on the instances). Use a Command "
+                         "document (schemaVersion 2.2, aws:runShellScript or aws:runPowerShellScript steps)")
+
+
+def _document_type(data: Mapping[str, Any]) -> str:
+    """The DocumentType content shows, where it can: Automation runbooks are schema 0.3, Session
+    documents have a sessionType. A Policy document looks like a Command document: only SSM's
+    DocumentType (GetDocument) tells them apart."""
+    if data.get("schemaVersion") == "0.3":
+        return "Automation"
+    if "sessionType" in data:
+        return "Session"
+    return "Command"
+
+
+def load_document(content: str | bytes | Mapping[str, Any], *, source: str = "document",
+                  document_type: str = "Command") -> Document:
     """Parse an SSM Command document (JSON or YAML, detected by a leading ``{``).
 
     Lenient where SSM is (every schema the agent knows, unknown keys ignored) and strict only about
     shapes nothing could run with; what SSM would reject but can still be modelled is left to
     ``lint_document``. Every DocumentError names ``source``, the path in the document and the fix.
+    A document of another type (``document_type`` as SSM reports it, or an Automation or Session
+    document by its content) is refused with ``refuse_document_type``'s one message.
     """
+    if document_type != "Command":
+        raise refuse_document_type(source, document_type)
     data = _parse(content, source)
+    if _document_type(data) != "Command":
+        raise refuse_document_type(source, _document_type(data))
     notes: list[Finding] = []
     version = data.get("schemaVersion")
     if isinstance(version, (int, float)) and not isinstance(version, bool):
@@ -286,12 +331,14 @@ def load_document(content: str | bytes | Mapping[str, Any], *, source: str = "do
     if raw_parameters is not None and not isinstance(raw_parameters, Mapping):
         raise DocumentError(f"{source}: parameters: expected a mapping of parameter name to declaration, "
                             f"got {kind_of(raw_parameters)}")
-    parameters = {name: _parameter(name, decl, source) for name, decl in (raw_parameters or {}).items()}
+    parameters = {name: _parameter(name, decl, source, notes) for name, decl in (raw_parameters or {}).items()}
     legacy = version in ("1.0", "1.2") or (version not in AGENT_SCHEMA_VERSIONS and "mainSteps" not in data)
     used, ignored = ("runtimeConfig", "mainSteps") if legacy else ("mainSteps", "runtimeConfig")
     if data.get(ignored):
         notes.append(Finding("warning", ignored, f"ignored: schema version {version} runs {used}"))
     steps = _runtime_config(data.get(used), source, notes) if legacy else _main_steps(data.get(used), source, notes)
     description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        notes.append(_undecodable("description", description, "text"))
     return Document(schema_version=version or "", description=description if isinstance(description, str) else "",
                     parameters=parameters, steps=steps, notes=tuple(notes))

@@ -25,6 +25,20 @@ COMMAND_ACTIONS = frozenset({
     "aws:updateAgent", "aws:updateSsmAgent",
 })
 SCRIPT_ACTIONS = ("aws:runShellScript", "aws:runPowerShellScript")
+# Plugins each agent build registers (processor/executer/plugin: plugin.go, plugin_unix.go, plugin_windows.go):
+# a known plugin that is not registered is "not found" (schema < 2.2) or skipped (2.2).
+_REGISTERED_EVERYWHERE = frozenset({
+    "aws:cloudWatch", "aws:configureDocker", "aws:configurePackage", "aws:downloadContent", "aws:refreshAssociation",
+    "aws:runDockerAction", "aws:runDocument", "aws:runPowerShellScript", "aws:softwareInventory", "aws:updateSsmAgent",
+})
+REGISTERED_ACTIONS = {
+    "Linux": _REGISTERED_EVERYWHERE | {"aws:runShellScript", "aws:domainJoin"},
+    "MacOS": _REGISTERED_EVERYWHERE | {"aws:runShellScript", "aws:domainJoin"},
+    "Windows": _REGISTERED_EVERYWHERE | {"aws:psModule", "aws:applications", "aws:domainJoin", "aws:updateAgent"},
+}
+# runpluginutil_darwin.go supportedPlugins: the only plugins a macOS agent supports.
+MACOS_ACTIONS = frozenset({"aws:updateSsmAgent", "aws:runPowerShellScript", "aws:runShellScript",
+                           "aws:softwareInventory", "aws:refreshAssociation", "aws:configurePackage"})
 PLATFORMS = ("Linux", "Windows", "MacOS")
 # agent/plugins/pluginutil/pluginutil.go ValidateExecutionTimeout.
 DEFAULT_TIMEOUT_SECONDS = 3600
@@ -52,7 +66,13 @@ class Parameter:
 @dataclass(frozen=True)
 class Step:
     """One plugin run. on_failure/on_success/finally_step come from ``inputs``: that is where the
-    agent reads them (runpluginutil.go getStringPropByName on the plugin properties)."""
+    agent reads them (runpluginutil.go getStringPropByName on the plugin properties).
+
+    ``properties`` is the plugin configuration as written, which the agent substitutes and then
+    decodes: a 2.x step's ``inputs``; a 1.x plugin's ``properties``, which may be a mapping, a list
+    (each entry runs, the results merge into one) or a string. ``inputs`` is it when it is a
+    mapping, else empty.
+    """
 
     name: str
     action: str
@@ -63,6 +83,12 @@ class Step:
     finally_step: bool = False
     precondition: Mapping[str, tuple[str, ...]] | None = None  # as written: operator -> arguments
     path: str = ""  # where the step is in the document, for messages: "mainSteps[1]"
+    properties: Any = None
+    legacy: bool = False  # a schema 1.x runtimeConfig plugin (its name is the step name)
+
+    def __post_init__(self) -> None:
+        if self.properties is None and not self.legacy:
+            object.__setattr__(self, "properties", self.inputs)
 
 
 @dataclass(frozen=True)

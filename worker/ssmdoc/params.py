@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 
 from worker.errors import ParameterError, Problem
-from worker.ssmdoc.agent import default_items, is_ssm_reference
 from worker.ssmdoc.model import LIST_TYPES, Document, Parameter
 from worker.ssmdoc.regex import pattern_matches
+from worker.ssmdoc.substitute import default_items, is_ssm_reference
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
